@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the app, its tests and its benchmarks need. Idempotent: each step is
+# skipped when its tool is already there at the right version. Nothing is downloaded at build time.
+#   scripts/setup.sh              everything
+#   scripts/setup.sh --for-tests  all but trunk, which only serving and building the app need
+set -euo pipefail
+for_tests=false
+[ "${1:-}" = "--for-tests" ] && for_tests=true
+cd "$(dirname "$0")/.."
+
+TRUNK_VERSION=0.21.14
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
+
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: install these Debian packages' equivalents by hand: ${need_apt[*]}" >&2
+    exit 1
+  fi
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
+$for_tests || has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$TRUNK_VERSION"
+has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
+# Without --locked: one of its locked dependencies is missing from the registry mirror.
+has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)"

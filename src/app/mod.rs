@@ -1,0 +1,50 @@
+//! The Leptos page. Components are thin views over the core's plain types.
+
+mod architecture;
+mod backend;
+
+use leptos::prelude::*;
+
+use crate::engine::{self, BackendPreference};
+use architecture::ArchitectureView;
+use backend::{BackendPicker, EngineStatus};
+
+/// The whole page. `backend` overrides the `?backend=` query parameter (tests use it).
+#[component]
+pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoView {
+    let preference = RwSignal::new(backend.unwrap_or_else(preference_from_url));
+    let engine = LocalResource::new(move || engine::start(preference.get()));
+
+    view! {
+        <header class="masthead">
+            <h1>"GoogLeNet in your browser"</h1>
+            <p class="lede">
+                "The Inception network of D2L §5.9 (5,977,530 parameters, 96×96 Fashion-MNIST input), "
+                "built with Burn and run on WebGPU in this page. Nothing leaves your machine."
+            </p>
+        </header>
+        <main>
+            <BackendPicker preference />
+            <Suspense fallback=|| view! { <p class="status pending">"Starting the device…"</p> }>
+                {move || engine.get().map(|engine| view! {
+                    <EngineStatus engine=engine.clone() />
+                    <ArchitectureView engine />
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+/// `?backend=webgpu|cpu|auto`; anything else means auto.
+fn preference_from_url() -> BackendPreference {
+    web_sys::window()
+        .and_then(|window| window.location().search().ok())
+        .and_then(|search| {
+            search
+                .trim_start_matches('?')
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("backend="))
+                .and_then(BackendPreference::parse)
+        })
+        .unwrap_or_default()
+}

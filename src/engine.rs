@@ -1,0 +1,234 @@
+//! Chooses the device the model runs on — the only code that touches WebGPU.
+//!
+//! A user wants the GPU when there is a real one. When the browser has no WebGPU, no adapter,
+//! or only a software fallback adapter (SwiftShader: ~150× slower than Burn's SIMD CPU
+//! backend on this network), the CPU is the better choice, and the page says why. Either can
+//! be forced ([`BackendPreference`]), e.g. by tests that must exercise WebGPU.
+
+use std::fmt;
+
+use burn::tensor::Device;
+
+/// What the user (or a test) asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendPreference {
+    /// WebGPU on a real GPU, else the CPU.
+    #[default]
+    Auto,
+    /// WebGPU on whatever adapter the browser gives, even a software one.
+    WebGpu,
+    /// Burn's CPU backend.
+    Cpu,
+}
+
+impl BackendPreference {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "webgpu" | "gpu" | "wgpu" => Some(Self::WebGpu),
+            "cpu" => Some(Self::Cpu),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::WebGpu => "webgpu",
+            Self::Cpu => "cpu",
+        }
+    }
+}
+
+/// The backend in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    WebGpu,
+    Cpu,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WebGpu => "WebGPU",
+            Self::Cpu => "CPU",
+        })
+    }
+}
+
+/// The WebGPU adapter as the browser (or wgpu natively) describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdapterInfo {
+    pub vendor: String,
+    pub architecture: String,
+    pub description: String,
+    /// A software adapter such as SwiftShader.
+    pub is_fallback: bool,
+}
+
+impl fmt::Display for AdapterInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = [&self.vendor, &self.architecture, &self.description]
+            .into_iter()
+            .map(String::as_str)
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.is_empty() {
+            f.write_str("unnamed adapter")?;
+        } else {
+            f.write_str(&parts.join(" / "))?;
+        }
+        if self.is_fallback {
+            f.write_str(" (software fallback adapter)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The device the model runs on, and how it was chosen.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub device: Device,
+    pub backend: Backend,
+    /// The WebGPU adapter, when the browser has one (also when the CPU was chosen over it).
+    pub adapter: Option<AdapterInfo>,
+    /// Why the CPU runs the model, when it does.
+    pub cpu_reason: Option<String>,
+}
+
+impl Engine {
+    /// Burn's CPU backend.
+    pub fn cpu(reason: impl Into<String>) -> Self {
+        Self { device: Device::flex(), backend: Backend::Cpu, adapter: None, cpu_reason: Some(reason.into()) }
+    }
+
+    /// A sentence for the page: which device runs the model, and why.
+    pub fn summary(&self) -> String {
+        match (self.backend, &self.adapter, &self.cpu_reason) {
+            (Backend::WebGpu, Some(adapter), _) => format!("Running on WebGPU: {adapter}"),
+            (Backend::WebGpu, None, _) => "Running on WebGPU".to_owned(),
+            (Backend::Cpu, _, Some(reason)) => format!("Running on the CPU: {reason}"),
+            (Backend::Cpu, _, None) => "Running on the CPU".to_owned(),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Engine {
+    /// Natively, wgpu on the default adapter (Vulkan, Metal or DX12) when asked for and
+    /// available, else the CPU.
+    pub fn start_native(preference: BackendPreference) -> Self {
+        if preference == BackendPreference::Cpu {
+            return Self::cpu("chosen");
+        }
+        match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+            Ok(Ok(device)) => {
+                let description = device.identity().map(|identity| identity.name).unwrap_or_default();
+                let adapter = AdapterInfo { description, ..AdapterInfo::default() };
+                Self { device, backend: Backend::WebGpu, adapter: Some(adapter), cpu_reason: None }
+            }
+            Ok(Err(error)) => Self::cpu(format!("wgpu could not start: {error}")),
+            Err(_) => Self::cpu("wgpu could not start"),
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use browser::start;
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use std::cell::RefCell;
+
+    use burn::tensor::Device;
+    use js_sys::{Object, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{AdapterInfo, Backend, BackendPreference, Engine};
+
+    thread_local! {
+        /// Burn's WebGPU device, once initialised: initialising twice fails, so every engine
+        /// of the page shares this one.
+        static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+    }
+
+    /// Chooses the device for `preference`. Never fails: whatever goes wrong with WebGPU
+    /// leaves the CPU, with the reason in [`Engine::cpu_reason`].
+    pub async fn start(preference: BackendPreference) -> Engine {
+        if preference == BackendPreference::Cpu {
+            let mut engine = Engine::cpu("chosen in the backend selector");
+            engine.adapter = request_adapter().await.ok().flatten();
+            return engine;
+        }
+        let adapter = match request_adapter().await {
+            Ok(Some(adapter)) => adapter,
+            Ok(None) => return Engine::cpu("the browser's WebGPU has no adapter for this machine"),
+            Err(reason) => return Engine::cpu(reason),
+        };
+        if adapter.is_fallback && preference == BackendPreference::Auto {
+            let mut engine = Engine::cpu(format!(
+                "the only WebGPU adapter is a software fallback ({adapter}), slower than the CPU backend; choose WebGPU to use it anyway"
+            ));
+            engine.adapter = Some(adapter);
+            return engine;
+        }
+        match webgpu_device().await {
+            Ok(device) => Engine { device, backend: Backend::WebGpu, adapter: Some(adapter), cpu_reason: None },
+            Err(reason) => {
+                let mut engine = Engine::cpu(format!("WebGPU could not start: {reason}"));
+                engine.adapter = Some(adapter);
+                engine
+            }
+        }
+    }
+
+    async fn webgpu_device() -> Result<Device, String> {
+        if let Some(device) = WEBGPU.with_borrow(Clone::clone) {
+            return Ok(device);
+        }
+        let device = Device::wgpu_options().init_async().await.map_err(|error| error.to_string())?;
+        WEBGPU.set(Some(device.clone()));
+        Ok(device)
+    }
+
+    /// Asks the browser for the adapter Burn will get (high-performance preference) and
+    /// describes it. `Err` when the browser has no WebGPU at all.
+    async fn request_adapter() -> Result<Option<AdapterInfo>, String> {
+        let no_webgpu = || "this browser has no WebGPU (navigator.gpu is missing)".to_owned();
+        let window = web_sys::window().ok_or_else(no_webgpu)?;
+        let gpu = Reflect::get(&window.navigator(), &"gpu".into()).map_err(|_| no_webgpu())?;
+        if gpu.is_undefined() || gpu.is_null() {
+            return Err(no_webgpu());
+        }
+        let options = Object::new();
+        let _ = Reflect::set(&options, &"powerPreference".into(), &"high-performance".into());
+        let request = call_method(&gpu, "requestAdapter", &options)?;
+        let adapter = JsFuture::from(request.unchecked_into::<Promise>())
+            .await
+            .map_err(|error| format!("requestAdapter failed: {error:?}"))?;
+        if adapter.is_null() || adapter.is_undefined() {
+            return Ok(None);
+        }
+        let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+        let text = |key: &str| Reflect::get(&info, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let flag = |target: &JsValue| {
+            Reflect::get(target, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+        };
+        Ok(Some(AdapterInfo {
+            vendor: text("vendor"),
+            architecture: text("architecture"),
+            description: text("description"),
+            // Chromium reports it on `info`; older browsers on the adapter itself.
+            is_fallback: flag(&info) || flag(&adapter),
+        }))
+    }
+
+    fn call_method(target: &JsValue, name: &str, argument: &JsValue) -> Result<JsValue, String> {
+        let method: js_sys::Function = Reflect::get(target, &name.into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| format!("navigator.gpu.{name} is missing"))?;
+        method.call1(target, argument).map_err(|error| format!("{name} failed: {error:?}"))
+    }
+}

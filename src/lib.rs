@@ -1,0 +1,14 @@
+//! GoogLeNet (D2L §5.9) trained and inspected in the browser with Burn on WebGPU.
+//!
+//! The core — [`model`], [`data`], [`train`], [`architecture`] — is DOM-free and runs on any
+//! Burn device; [`engine`] chooses that device (the only code that touches WebGPU), and
+//! `app` is the Leptos page.
+
+pub mod architecture;
+pub mod data;
+pub mod engine;
+pub mod model;
+pub mod train;
+
+#[cfg(target_arch = "wasm32")]
+pub mod app;

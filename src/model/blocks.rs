@@ -1,0 +1,130 @@
+//! The plain layers: a ReLU convolution, a 'same' max-pool, and the conv-then-pool blocks b1, b2.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// One layer of a block or branch, as the architecture view names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// A convolution with 'same' padding followed by ReLU.
+    Conv { kernel: usize, stride: usize, channels: usize },
+    /// A max-pool with 'same' padding.
+    MaxPool { kernel: usize, stride: usize },
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Layer::Conv { kernel, stride: 1, channels } => write!(f, "{kernel}×{kernel} conv {channels}, ReLU"),
+            Layer::Conv { kernel, stride, channels } => {
+                write!(f, "{kernel}×{kernel} conv {channels} /{stride}, ReLU")
+            }
+            Layer::MaxPool { kernel, stride } => write!(f, "{kernel}×{kernel} max-pool /{stride}"),
+        }
+    }
+}
+
+/// A convolution with TensorFlow 'same' padding, followed by ReLU (Keras `activation='relu'`).
+#[derive(Config, Debug)]
+pub struct ConvReluConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    #[config(default = 1)]
+    pub stride: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct ConvRelu {
+    pub conv: Conv2d,
+}
+
+impl ConvReluConfig {
+    /// Glorot-uniform weights and zero biases, as Keras' `Conv2D` defaults.
+    pub fn init(&self, device: &Device) -> ConvRelu {
+        let mut conv = Conv2dConfig::new([self.in_channels, self.out_channels], [self.kernel, self.kernel])
+            .with_stride([self.stride, self.stride])
+            .with_padding(PaddingConfig2d::Same)
+            .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+            .init(device);
+        conv.bias = Some(Param::from_tensor(Tensor::zeros([self.out_channels], device)));
+        ConvRelu { conv }
+    }
+}
+
+impl ConvRelu {
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        relu(self.conv.forward(input))
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.conv.weight.dims()[0]
+    }
+
+    pub fn layer(&self) -> Layer {
+        Layer::Conv {
+            kernel: self.conv.kernel_size[0],
+            stride: self.conv.stride[0],
+            channels: self.out_channels(),
+        }
+    }
+}
+
+/// A `kernel`×`kernel` max-pool with TensorFlow 'same' padding.
+pub(crate) fn same_max_pool(kernel: usize, stride: usize) -> MaxPool2d {
+    MaxPool2dConfig::new([kernel, kernel])
+        .with_strides([stride, stride])
+        .with_padding(PaddingConfig2d::Same)
+        .init()
+}
+
+pub(crate) fn pool_layer(pool: &MaxPool2d) -> Layer {
+    Layer::MaxPool { kernel: pool.kernel_size[0], stride: pool.stride[0] }
+}
+
+/// Convolutions in sequence, then a 3×3 stride-2 max-pool: the seed's b1 and b2.
+#[derive(Config, Debug)]
+pub struct ConvPoolBlockConfig {
+    pub convs: Vec<ConvReluConfig>,
+}
+
+#[derive(Module, Debug)]
+pub struct ConvPoolBlock {
+    pub convs: Vec<ConvRelu>,
+    pub pool: MaxPool2d,
+}
+
+impl ConvPoolBlockConfig {
+    pub fn init(&self, device: &Device) -> ConvPoolBlock {
+        ConvPoolBlock {
+            convs: self.convs.iter().map(|conv| conv.init(device)).collect(),
+            pool: same_max_pool(3, 2),
+        }
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.convs.last().map_or(0, |conv| conv.out_channels)
+    }
+}
+
+impl ConvPoolBlock {
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, out_channels, ceil(height / (2 · strides)), ceil(width / (2 · strides))]`
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = self.convs.iter().fold(input, |x, conv| conv.forward(x));
+        self.pool.forward(x)
+    }
+
+    pub fn layers(&self) -> Vec<Layer> {
+        self.convs.iter().map(ConvRelu::layer).chain([pool_layer(&self.pool)]).collect()
+    }
+}

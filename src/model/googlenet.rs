@@ -1,0 +1,169 @@
+//! The whole network: b1..b5 and the dense head.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::blocks::{ConvPoolBlock, ConvPoolBlockConfig, ConvReluConfig};
+use super::inception::{InceptionStage, InceptionStageConfig};
+use super::trace::{BlockTrace, ForwardTrace, InceptionTrace};
+
+/// The seed's names for the model's top-level parts, in order.
+pub const BLOCK_NAMES: [&str; 6] = ["b1", "b2", "b3", "b4", "b5", "dense"];
+
+/// GoogLeNet as the seed builds it. The defaults are the seed's: one input channel
+/// (Fashion-MNIST is greyscale), ten classes, 96×96 inputs.
+#[derive(Config, Debug)]
+pub struct GoogLeNetConfig {
+    #[config(default = 1)]
+    pub in_channels: usize,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// The side of the square input images. It changes no parameter (b5 ends in a global
+    /// average pool); it is the size training resizes images to.
+    #[config(default = 96)]
+    pub input_size: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct GoogLeNet {
+    pub b1: ConvPoolBlock,
+    pub b2: ConvPoolBlock,
+    pub b3: InceptionStage,
+    pub b4: InceptionStage,
+    pub b5: InceptionStage,
+    pub global_pool: AdaptiveAvgPool2d,
+    pub dense: Linear,
+}
+
+impl GoogLeNetConfig {
+    /// b1: a 64-channel 7×7 stride-2 convolution, then a 3×3 stride-2 max-pool.
+    pub fn b1(&self) -> ConvPoolBlockConfig {
+        ConvPoolBlockConfig::new(vec![ConvReluConfig::new(self.in_channels, 64, 7).with_stride(2)])
+    }
+
+    /// b2: a 64-channel 1×1 convolution and a 192-channel 3×3 one, then the max-pool.
+    pub fn b2(&self) -> ConvPoolBlockConfig {
+        ConvPoolBlockConfig::new(vec![ConvReluConfig::new(64, 64, 1), ConvReluConfig::new(64, 192, 3)])
+    }
+
+    /// b3: two Inception blocks (256 and 480 channels), then the max-pool.
+    pub fn b3(&self) -> InceptionStageConfig {
+        InceptionStageConfig::from_seed(192, &[(64, [96, 128], [16, 32], 32), (128, [128, 192], [32, 96], 64)], true)
+    }
+
+    /// b4: five Inception blocks (512, 512, 512, 528, 832 channels), then the max-pool.
+    pub fn b4(&self) -> InceptionStageConfig {
+        InceptionStageConfig::from_seed(
+            480,
+            &[
+                (192, [96, 208], [16, 48], 64),
+                (160, [112, 224], [24, 64], 64),
+                (128, [128, 256], [24, 64], 64),
+                (112, [144, 288], [32, 64], 64),
+                (256, [160, 320], [32, 128], 128),
+            ],
+            true,
+        )
+    }
+
+    /// b5: two Inception blocks (832 and 1024 channels); the global average pool follows.
+    pub fn b5(&self) -> InceptionStageConfig {
+        InceptionStageConfig::from_seed(832, &[(256, [160, 320], [32, 128], 128), (384, [192, 384], [48, 128], 128)], false)
+    }
+
+    pub fn init(&self, device: &Device) -> GoogLeNet {
+        let b5 = self.b5();
+        let mut dense = LinearConfig::new(b5.out_channels(), self.num_classes)
+            .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+            .init(device);
+        dense.bias = Some(Param::from_tensor(Tensor::zeros([self.num_classes], device)));
+        GoogLeNet {
+            b1: self.b1().init(device),
+            b2: self.b2().init(device),
+            b3: self.b3().init(device),
+            b4: self.b4().init(device),
+            b5: b5.init(device),
+            global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            dense,
+        }
+    }
+
+    /// The shape of a batch of `batch` input images: `[batch, in_channels, input_size, input_size]`.
+    pub fn input_shape(&self, batch: usize) -> [usize; 4] {
+        [batch, self.in_channels, self.input_size, self.input_size]
+    }
+}
+
+impl GoogLeNet {
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, num_classes]` (logits)
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<2> {
+        self.run(input, None)
+    }
+
+    /// [`forward`](Self::forward), also recording the shape every block, every Inception
+    /// branch and every concatenation produced. Shapes are tensor metadata: recording them
+    /// reads nothing back from the device.
+    pub fn forward_traced(&self, input: Tensor<4>) -> (Tensor<2>, ForwardTrace) {
+        let mut trace = ForwardTrace { input: input.dims(), blocks: Vec::new() };
+        let logits = self.run(input, Some(&mut trace));
+        (logits, trace)
+    }
+
+    /// Parameters of b1..b5 and the dense head, in [`BLOCK_NAMES`] order.
+    pub fn block_params(&self) -> [usize; 6] {
+        [
+            self.b1.num_params(),
+            self.b2.num_params(),
+            self.b3.num_params(),
+            self.b4.num_params(),
+            self.b5.num_params(),
+            self.dense.num_params(),
+        ]
+    }
+
+    fn run(&self, input: Tensor<4>, mut trace: Option<&mut ForwardTrace>) -> Tensor<2> {
+        let tracing = trace.is_some();
+        let mut record = |name: &'static str, output: Vec<usize>, inceptions: Vec<InceptionTrace>| {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.blocks.push(BlockTrace { name, output, inceptions });
+            }
+        };
+
+        let x = self.b1.forward(input); // [batch, 64, 24, 24] for 96×96
+        record(BLOCK_NAMES[0], x.dims().to_vec(), Vec::new());
+        let x = self.b2.forward(x); // [batch, 192, 12, 12]
+        record(BLOCK_NAMES[1], x.dims().to_vec(), Vec::new());
+        let (x, inceptions) = run_stage(&self.b3, x, tracing); // [batch, 480, 6, 6]
+        record(BLOCK_NAMES[2], x.dims().to_vec(), inceptions);
+        let (x, inceptions) = run_stage(&self.b4, x, tracing); // [batch, 832, 3, 3]
+        record(BLOCK_NAMES[3], x.dims().to_vec(), inceptions);
+        let (x, inceptions) = run_stage(&self.b5, x, tracing); // [batch, 1024, 3, 3]
+        let x = self.global_pool.forward(x).flatten::<2>(1, 3); // [batch, 1024]
+        record(BLOCK_NAMES[4], x.dims().to_vec(), inceptions);
+        let logits = self.dense.forward(x); // [batch, num_classes]
+        record(BLOCK_NAMES[5], logits.dims().to_vec(), Vec::new());
+        logits
+    }
+}
+
+/// Runs a stage block by block, recording each block's branch shapes when `tracing`.
+fn run_stage(stage: &InceptionStage, input: Tensor<4>, tracing: bool) -> (Tensor<4>, Vec<InceptionTrace>) {
+    if !tracing {
+        return (stage.forward(input), Vec::new());
+    }
+    let mut traces = Vec::with_capacity(stage.blocks.len());
+    let mut x = input;
+    for block in &stage.blocks {
+        let input = x.dims();
+        let branches = block.forward_branches(x);
+        let branch_shapes = branches.iter().map(Tensor::dims).collect();
+        x = Tensor::cat(branches, 1);
+        traces.push(InceptionTrace { input, branches: branch_shapes, concat: x.dims() });
+    }
+    (stage.pool_output(x), traces)
+}

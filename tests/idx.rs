@@ -1,0 +1,88 @@
+//! The IDX reader on the real Fashion-MNIST files, and on each kind of bad file.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::io::Write;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use googlenet_web::data::{parse_idx, IdxError, IdxKind, MAX_DECODED_BYTES};
+
+fn read(name: &str) -> Vec<u8> {
+    let path = format!("{}/{name}", common::FASHION_MNIST_DIR);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/setup.sh)"))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
+    std::iter::once(magic).chain(dims.iter().copied()).flat_map(u32::to_be_bytes).collect()
+}
+
+#[test]
+fn reads_all_four_real_files_with_their_counts() {
+    for (name, kind, count) in [
+        ("train-images-idx3-ubyte.gz", IdxKind::Images, 60_000),
+        ("train-labels-idx1-ubyte.gz", IdxKind::Labels, 60_000),
+        ("t10k-images-idx3-ubyte.gz", IdxKind::Images, 10_000),
+        ("t10k-labels-idx1-ubyte.gz", IdxKind::Labels, 10_000),
+    ] {
+        let file = parse_idx(&read(name), true).unwrap();
+        assert_eq!((file.kind, file.count), (kind, count), "{name}");
+        let item = if kind == IdxKind::Images { 784 } else { 1 };
+        assert_eq!(file.data.len(), count * item, "{name}");
+    }
+    // Fashion-MNIST is balanced: 6,000 training images of each class.
+    let labels = parse_idx(&read("train-labels-idx1-ubyte.gz"), true).unwrap();
+    for class in 0..10u8 {
+        assert_eq!(labels.data.iter().filter(|&&l| l == class).count(), 6_000);
+    }
+}
+
+#[test]
+fn reads_raw_idx_as_well_as_gzip() {
+    let labels = parse_idx(&read("t10k-labels-idx1-ubyte.gz"), true).unwrap();
+    let raw: Vec<u8> = header(0x801, &[10_000]).into_iter().chain(labels.data.iter().copied()).collect();
+    assert_eq!(parse_idx(&raw, false).unwrap(), labels);
+}
+
+#[test]
+fn each_bad_file_gets_its_own_error() {
+    let images = |count: u32, rows: u32, cols: u32, data: usize| {
+        let mut bytes = header(0x803, &[count, rows, cols]);
+        bytes.resize(bytes.len() + data, 0);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>, bool, IdxError)> = vec![
+        ("empty", vec![], false, IdxError::Empty),
+        ("named .gz, not gzip", images(1, 28, 28, 784), true, IdxError::NotGzip),
+        ("corrupt gzip", vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff], true, IdxError::CorruptGzip(String::new())),
+        ("header cut short", vec![0, 0, 8, 3, 0, 0], false, IdxError::TruncatedHeader(6)),
+        ("image header cut short", header(0x803, &[1, 28]), false, IdxError::TruncatedHeader(12)),
+        ("wrong magic", header(0x0000_0802, &[1, 28, 28]), false, IdxError::WrongMagic(0x802)),
+        ("PNG file", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec(), false, IdxError::WrongMagic(0x8950_4E47)),
+        ("32×32 images", images(1, 32, 32, 1024), false, IdxError::WrongDimensions { rows: 32, cols: 32 }),
+        ("truncated data", images(2, 28, 28, 784), false, IdxError::Truncated { declared: 2, expected: 1568, actual: 784 }),
+        ("trailing bytes", images(1, 28, 28, 790), false, IdxError::TrailingBytes { extra: 6 }),
+        (
+            "label 10",
+            header(0x801, &[3]).into_iter().chain([1, 9, 10]).collect(),
+            false,
+            IdxError::LabelOutOfRange { index: 2, label: 10 },
+        ),
+        ("too large", gzip(&vec![0; MAX_DECODED_BYTES + 1]), true, IdxError::TooLarge),
+    ];
+    for (name, bytes, gz_name, expected) in cases {
+        let error = parse_idx(&bytes, gz_name).expect_err(name);
+        match expected {
+            IdxError::CorruptGzip(_) => assert!(matches!(error, IdxError::CorruptGzip(_)), "{name}: {error}"),
+            expected => assert_eq!(error, expected, "{name}"),
+        }
+        assert!(!error.to_string().is_empty());
+    }
+}

@@ -1,0 +1,90 @@
+//! The model against the seed, on Burn's CPU device.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use googlenet_web::architecture::Architecture;
+use googlenet_web::model::{GoogLeNet, GoogLeNetConfig};
+
+fn model() -> (GoogLeNet, Device) {
+    let device = Device::flex();
+    device.seed(7);
+    (GoogLeNetConfig::new().init(&device), device)
+}
+
+#[test]
+fn parameter_counts_match_the_seed_summary() {
+    let (model, _) = model();
+    assert_eq!(model.num_params(), common::TOTAL_PARAMS);
+    assert_eq!(model.block_params(), common::BLOCK_PARAMS);
+}
+
+#[test]
+fn block_outputs_match_the_seed_for_96x96() {
+    let (model, device) = model();
+    let input = Tensor::<4>::random(GoogLeNetConfig::new().input_shape(1), Distribution::Default, &device);
+    let (logits, trace) = model.forward_traced(input);
+    let outputs: Vec<Vec<usize>> = trace.blocks.iter().map(|block| block.output.clone()).collect();
+    assert_eq!(outputs, common::block_outputs_96());
+    assert_eq!(logits.dims(), [1, 10]);
+    let names: Vec<&str> = trace.blocks.iter().map(|block| block.name).collect();
+    assert_eq!(names, ["b1", "b2", "b3", "b4", "b5", "dense"]);
+}
+
+#[test]
+fn every_inception_branch_and_concat_matches_the_seed_for_96x96() {
+    let (model, device) = model();
+    let (_, trace) = model.forward_traced(Tensor::random([1, 1, 96, 96], Distribution::Default, &device));
+    let actual: Vec<_> = trace.inceptions().map(|block| (block.branches.clone(), block.concat)).collect();
+    assert_eq!(actual, common::inception_shapes(|side| side));
+}
+
+#[test]
+fn shapes_follow_keras_same_padding_at_other_input_sizes() {
+    let (model, device) = model();
+    // 'same' rounds up: 64 → b1 16 → b2 8 → b3 4 → b4 2; 100 → 25 → 13 → 7 → 4; 32 → 8 → 4 → 2 → 1.
+    for (size, b1_side, b2_side, b4_side, b5_side) in [(64, 16, 8, 4, 2), (100, 25, 13, 7, 4), (32, 8, 4, 2, 1)] {
+        let (logits, trace) = model.forward_traced(Tensor::random([2, 1, size, size], Distribution::Default, &device));
+        assert_eq!(logits.dims(), [2, 10], "input {size}");
+        assert_eq!(trace.block("b1").unwrap().output, [2, 64, b1_side, b1_side], "input {size}");
+        assert_eq!(trace.block("b2").unwrap().output, [2, 192, b2_side, b2_side], "input {size}");
+        let sides: Vec<usize> = trace.inceptions().map(|block| block.concat[2]).collect();
+        let (b3, b4, b5) = (b2_side, b4_side, b5_side);
+        assert_eq!(sides, [b3, b3, b4, b4, b4, b4, b4, b5, b5], "input {size}");
+    }
+}
+
+#[test]
+fn weights_are_glorot_uniform_and_biases_zero() {
+    let (model, _) = model();
+    let conv = &model.b1.convs[0].conv;
+    // 7×7×1 in, 7×7×64 out: limit = sqrt(6 / (49 + 3136)).
+    let limit = (6.0f32 / (49.0 + 3136.0)).sqrt();
+    let weights = conv.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    let max = weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    assert!(max <= limit && max > 0.9 * limit, "max |w| {max}, Glorot limit {limit}");
+    let bias = conv.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap();
+    assert!(bias.iter().all(|&b| b == 0.0));
+    let dense_bias = model.dense.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap();
+    assert!(dense_bias.iter().all(|&b| b == 0.0));
+}
+
+#[test]
+fn the_architecture_view_reads_shapes_and_params_from_the_model() {
+    let (model, device) = model();
+    let (view, logits) = Architecture::trace(&model, 1, 96, &device);
+    assert_eq!(logits.dims(), [1, 10]);
+    assert_eq!(view.total_params, common::TOTAL_PARAMS);
+    assert_eq!(view.blocks.iter().map(|b| b.params).collect::<Vec<_>>(), common::BLOCK_PARAMS);
+    let inceptions: Vec<_> = view.blocks.iter().flat_map(|b| &b.inceptions).collect();
+    let names: Vec<&str> = inceptions.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, common::INCEPTIONS_96.map(|(name, _, _)| name));
+    // 3a's branches: 1×1 64 = 192·64 + 64; 1×1 96 → 3×3 128; 1×1 16 → 5×5 32; pool → 1×1 32.
+    let branch_params: Vec<usize> = inceptions[0].branches.iter().map(|b| b.params).collect();
+    assert_eq!(branch_params, [12_352, 18_528 + 110_720, 3_088 + 12_832, 6_176]);
+    assert_eq!(inceptions[0].branches[3].layers, ["3×3 max-pool /1", "1×1 conv 32, ReLU"]);
+    assert_eq!(inceptions[0].branches[2].output, [1, 32, 12, 12]);
+    assert_eq!(view.blocks[0].layers, ["7×7 conv 64 /2, ReLU", "3×3 max-pool /2"]);
+}

@@ -86,3 +86,27 @@ fn each_bad_file_gets_its_own_error() {
         assert!(!error.to_string().is_empty());
     }
 }
+
+#[test]
+fn the_loader_pairs_real_files_by_count_and_keeps_data_when_a_bad_file_arrives() {
+    use googlenet_web::data::{Loader, SplitName};
+    let mut loader = Loader::default();
+    // Names say nothing: the loader goes by magic and counts.
+    loader.add("a.gz", &read("t10k-labels-idx1-ubyte.gz"));
+    assert_eq!(loader.split(SplitName::Test), None);
+    assert_eq!(loader.unpaired(), ["10000 labels have no image file with the same count"]);
+    loader.add("b.gz", &read("t10k-images-idx3-ubyte.gz"));
+    let test = loader.split(SplitName::Test).expect("test split paired");
+    assert_eq!(test.len(), 10_000);
+    assert_eq!(test.class_counts(), [1_000; 10]);
+    assert_eq!(test.image(0).len(), 784);
+    let (first_image, first_label) = (test.image(0).to_vec(), test.labels[0]);
+    assert!(loader.unpaired().is_empty());
+
+    let report = loader.add("broken.gz", b"not gzip at all");
+    assert_eq!(report.outcome, Err("the file is named .gz but is not gzip data".to_owned()));
+    let test = loader.split(SplitName::Test).expect("the bad file changed nothing");
+    assert_eq!((test.len(), test.image(0), test.labels[0]), (10_000, &first_image[..], first_label));
+    assert_eq!(loader.split(SplitName::Train), None);
+    assert_eq!(loader.reports.len(), 3);
+}

@@ -2,18 +2,23 @@
 
 mod architecture;
 mod backend;
+mod dataset;
 
 use leptos::prelude::*;
 
 use crate::engine::{self, BackendPreference};
 use architecture::ArchitectureView;
 use backend::{BackendPicker, EngineStatus};
+use dataset::DatasetPanel;
+use crate::data::Loader;
 
 /// The whole page. `backend` overrides the `?backend=` query parameter (tests use it).
 #[component]
 pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoView {
     let preference = RwSignal::new(backend.unwrap_or_else(preference_from_url));
     let engine = LocalResource::new(move || engine::start(preference.get()));
+    // The loaded files outlive any change of device.
+    let loader = RwSignal::new(Loader::default());
 
     view! {
         <header class="masthead">
@@ -31,6 +36,7 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
                     <ArchitectureView engine />
                 })}
             </Suspense>
+            <DatasetPanel loader />
         </main>
     }
 }

@@ -1,0 +1,115 @@
+//! The files a user has loaded, paired into training and test splits. Files are recognised
+//! by their IDX magic and counts, never by their names; a bad file is reported and leaves
+//! everything loaded before it in place.
+
+use super::idx::{parse_idx, IdxFile, IdxKind};
+use super::IMAGE_SIDE;
+
+/// Fashion-MNIST's test split has 10,000 items; any other paired count is a training split.
+pub const TEST_SPLIT_SIZE: usize = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitName {
+    Train,
+    Test,
+}
+
+impl SplitName {
+    fn of_count(count: usize) -> Self {
+        if count == TEST_SPLIT_SIZE { Self::Test } else { Self::Train }
+    }
+}
+
+/// Images (28×28 `u8`, back to back) with their labels, borrowed from the [`Loader`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split<'a> {
+    pub images: &'a [u8],
+    pub labels: &'a [u8],
+}
+
+impl<'a> Split<'a> {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The 28×28 pixels of image `index`.
+    pub fn image(&self, index: usize) -> &'a [u8] {
+        let size = IMAGE_SIDE * IMAGE_SIDE;
+        &self.images[index * size..(index + 1) * size]
+    }
+
+    /// How many images of each class.
+    pub fn class_counts(&self) -> [usize; 10] {
+        let mut counts = [0; 10];
+        for &label in self.labels {
+            counts[usize::from(label)] += 1;
+        }
+        counts
+    }
+}
+
+/// What happened to one file the user gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileReport {
+    pub name: String,
+    /// What the file was recognised as, or why it was refused.
+    pub outcome: Result<(IdxKind, usize), String>,
+}
+
+/// Every file given so far, and the splits they make.
+#[derive(Clone, Debug, Default)]
+pub struct Loader {
+    images: Vec<IdxFile>,
+    labels: Vec<IdxFile>,
+    pub reports: Vec<FileReport>,
+}
+
+impl Loader {
+    /// Reads one file. A good file replaces an earlier one of the same kind and count; a bad
+    /// one changes nothing but its report.
+    pub fn add(&mut self, name: &str, bytes: &[u8]) -> FileReport {
+        let outcome = match parse_idx(bytes, name.ends_with(".gz")) {
+            Ok(file) => {
+                let recognised = (file.kind, file.count);
+                let files = match file.kind {
+                    IdxKind::Images => &mut self.images,
+                    IdxKind::Labels => &mut self.labels,
+                };
+                files.retain(|old| old.count != file.count);
+                files.push(file);
+                Ok(recognised)
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        let report = FileReport { name: name.to_owned(), outcome };
+        self.reports.retain(|earlier| earlier.name != name);
+        self.reports.push(report.clone());
+        report
+    }
+
+    /// The split paired from images and labels of the same count, if both are loaded.
+    pub fn split(&self, name: SplitName) -> Option<Split<'_>> {
+        self.images.iter().filter(|images| SplitName::of_count(images.count) == name).find_map(|images| {
+            let labels = self.labels.iter().find(|labels| labels.count == images.count)?;
+            Some(Split { images: &images.data, labels: &labels.data })
+        })
+    }
+
+    /// Image or label files that have no partner of the same count, as messages for the page.
+    pub fn unpaired(&self) -> Vec<String> {
+        let partnerless = |files: &[IdxFile], others: &[IdxFile], what: &str, needs: &str| {
+            files
+                .iter()
+                .filter(|file| !others.iter().any(|other| other.count == file.count))
+                .map(|file| format!("{} {what} have no {needs} file with the same count", file.count))
+                .collect::<Vec<_>>()
+        };
+        let mut messages = partnerless(&self.images, &self.labels, "images", "label");
+        messages.extend(partnerless(&self.labels, &self.images, "labels", "image"));
+        messages
+    }
+}

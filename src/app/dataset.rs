@@ -22,11 +22,11 @@ pub fn DatasetPanel(loader: RwSignal<Loader>) -> impl IntoView {
         leptos::task::spawn_local(async move {
             for file in files {
                 let bytes = read_file(&file).await;
-                loader.update(|loader| match bytes {
-                    Ok(bytes) => {
-                        loader.add(&file.name(), &bytes);
-                    }
-                    Err(message) => loader.reports.push(crate::data::FileReport { name: file.name(), outcome: Err(message) }),
+                loader.update(|loader| {
+                    match bytes {
+                        Ok(bytes) => loader.add(&file.name(), &bytes),
+                        Err(message) => loader.refuse(&file.name(), message),
+                    };
                 });
             }
         });

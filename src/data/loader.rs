@@ -85,6 +85,15 @@ impl Loader {
             }
             Err(error) => Err(error.to_string()),
         };
+        self.report(name, outcome)
+    }
+
+    /// Records a file that could not even be read (the browser failed to hand over its bytes).
+    pub fn refuse(&mut self, name: &str, message: String) -> FileReport {
+        self.report(name, Err(message))
+    }
+
+    fn report(&mut self, name: &str, outcome: Result<(IdxKind, usize), String>) -> FileReport {
         let report = FileReport { name: name.to_owned(), outcome };
         self.reports.retain(|earlier| earlier.name != name);
         self.reports.push(report.clone());

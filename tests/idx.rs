@@ -108,5 +108,5 @@ fn the_loader_pairs_real_files_by_count_and_keeps_data_when_a_bad_file_arrives()
     let test = loader.split(SplitName::Test).expect("the bad file changed nothing");
     assert_eq!((test.len(), test.image(0), test.labels[0]), (10_000, &first_image[..], first_label));
     assert_eq!(loader.split(SplitName::Train), None);
-    assert_eq!(loader.reports.len(), 3);
+    assert_eq!(loader.reports().len(), 3);
 }

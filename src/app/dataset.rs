@@ -54,7 +54,7 @@ pub fn DatasetPanel(loader: RwSignal<Loader>) -> impl IntoView {
                 } />
             </label>
             <ul class="file-reports">
-                {move || loader.with(|loader| loader.reports.iter().map(|report| {
+                {move || loader.with(|loader| loader.reports().iter().map(|report| {
                     let (class, text) = match &report.outcome {
                         Ok((IdxKind::Images, count)) => ("ok", format!("{count} images, 28×28")),
                         Ok((IdxKind::Labels, count)) => ("ok", format!("{count} labels")),

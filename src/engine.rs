@@ -8,9 +8,10 @@
 use std::fmt;
 
 use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 
 /// What the user (or a test) asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendPreference {
     /// WebGPU on a real GPU, else the CPU.
     #[default]
@@ -41,7 +42,7 @@ impl BackendPreference {
 }
 
 /// The backend in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
     WebGpu,
     Cpu,
@@ -196,8 +197,9 @@ mod browser {
     /// describes it. `Err` when the browser has no WebGPU at all.
     async fn request_adapter() -> Result<Option<AdapterInfo>, String> {
         let no_webgpu = || "this browser has no WebGPU (navigator.gpu is missing)".to_owned();
-        let window = web_sys::window().ok_or_else(no_webgpu)?;
-        let gpu = Reflect::get(&window.navigator(), &"gpu".into()).map_err(|_| no_webgpu())?;
+        // `navigator` of the page or of the training worker: both may have `gpu`.
+        let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).map_err(|_| no_webgpu())?;
+        let gpu = Reflect::get(&navigator, &"gpu".into()).map_err(|_| no_webgpu())?;
         if gpu.is_undefined() || gpu.is_null() {
             return Err(no_webgpu());
         }

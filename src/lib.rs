@@ -2,7 +2,7 @@
 //!
 //! The core — [`model`], [`data`], [`train`], [`architecture`] — is DOM-free and runs on any
 //! Burn device; [`engine`] chooses that device (the only code that touches WebGPU), and
-//! `app` is the Leptos page.
+//! `app` is the Leptos page and `worker` the Web Worker that trains.
 
 pub mod architecture;
 pub mod data;
@@ -12,3 +12,5 @@ pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;

@@ -109,4 +109,10 @@ fn the_loader_pairs_real_files_by_count_and_keeps_data_when_a_bad_file_arrives()
     assert_eq!((test.len(), test.image(0), test.labels[0]), (10_000, &first_image[..], first_label));
     assert_eq!(loader.split(SplitName::Train), None);
     assert_eq!(loader.reports().len(), 3);
+
+    // A bad file under the name of a good one: the page must not forget where the data came from.
+    let report = loader.add("b.gz", b"\x1f\x8b broken");
+    let message = report.outcome.unwrap_err();
+    assert!(message.ends_with("the b.gz loaded before (10000 images) stays loaded"), "{message}");
+    assert_eq!(loader.split(SplitName::Test).map(|split| split.len()), Some(10_000));
 }

@@ -29,9 +29,9 @@ fn sgd_steps_on_a_fixed_real_batch_make_the_loss_fall() {
     let mut step = TrainStep::new(SEED_LEARNING_RATE, &device);
     let mut losses = Vec::new();
     for _ in 0..8 {
-        let (next, loss) = step.step(model, input.clone(), targets.clone());
+        let (next, output) = step.step(model, input.clone(), targets.clone());
         model = next;
-        losses.push(loss.into_scalar::<f32>());
+        losses.push(output.loss.into_scalar::<f32>());
     }
     eprintln!("losses: {losses:?}");
     assert!((losses[0] - 10f32.ln()).abs() < 0.3, "starts near ln 10: {losses:?}");

@@ -9,7 +9,11 @@ use googlenet_web::architecture::Architecture;
 use googlenet_web::data::{images_to_input, labels_to_tensor, parse_idx};
 use googlenet_web::engine::{self, Backend, BackendPreference, Engine};
 use googlenet_web::model::GoogLeNetConfig;
-use googlenet_web::train::{TrainStep, SEED_LEARNING_RATE};
+use googlenet_web::data::Dataset;
+use googlenet_web::train::{Progress, TrainConfig, TrainStep, TrainingProgress, TrainingRun, Update, SEED_LEARNING_RATE};
+use googlenet_web::worker::TrainerWorker;
+use std::cell::RefCell;
+use std::rc::Rc;
 use js_sys::Promise;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -94,9 +98,9 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
     let mut step = TrainStep::new(SEED_LEARNING_RATE, &device);
     let mut losses = Vec::new();
     for _ in 0..6 {
-        let (next, loss) = step.step(model, input.clone(), targets.clone());
+        let (next, output) = step.step(model, input.clone(), targets.clone());
         model = next;
-        losses.push(loss.into_scalar_async::<f32>().await.expect("read the loss back"));
+        losses.push(output.loss.into_scalar_async::<f32>().await.expect("read the loss back"));
     }
     log(&format!("WebGPU losses: {losses:?}"));
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
@@ -132,4 +136,106 @@ async fn the_app_shows_every_inception_branch_shape() {
     assert_eq!(texts(".total-params"), ["5,977,530"]);
     let status = texts(".status");
     assert!(status.iter().any(|s| s.starts_with("Running on WebGPU")), "{status:?}");
+}
+
+/// The first `count` images of the real test split, as a dataset.
+fn real_images(count: usize) -> Dataset {
+    let images = parse_idx(TEST_IMAGES, true).unwrap().data;
+    let labels = parse_idx(TEST_LABELS, true).unwrap().data;
+    Dataset::new(images[..count * 784].to_vec(), labels[..count].to_vec()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_training_run_on_real_idx_bytes_learns_on_webgpu() {
+    let engine = webgpu().await;
+    // The seed's 96×96 input and learning rate; 8 real images, 3 epochs of one step, each
+    // followed by a test pass over 8 other real images.
+    let config = TrainConfig { batch_size: 8, epochs: 3, train_subset: Some(8), ..TrainConfig::default() };
+    let images = parse_idx(TEST_IMAGES, true).unwrap().data;
+    let labels = parse_idx(TEST_LABELS, true).unwrap().data;
+    let test = Dataset::new(images[8 * 784..16 * 784].to_vec(), labels[8..16].to_vec()).unwrap();
+    let mut run = TrainingRun::new(config, real_images(8), test, &engine.device).unwrap();
+    let mut progress = TrainingProgress::starting();
+    progress.apply(Update::Started { train_size: 8, test_size: 8, steps_per_epoch: 1, epochs: 3 });
+    let mut seconds = 0.0;
+    while let Some(unit) = run.advance().await.expect("a unit of work on WebGPU") {
+        seconds += 1.0;
+        progress.apply(Update::Progress { progress: unit, train_seconds: seconds, test_seconds: 1.0 });
+    }
+    let losses: Vec<f32> = progress.history.iter().map(|epoch| epoch.train_loss).collect();
+    log(&format!("WebGPU run, epoch losses {losses:?}, test accuracies {:?}", progress.history.iter().map(|e| e.test_accuracy).collect::<Vec<_>>()));
+    assert_eq!(progress.history.len(), 3);
+    assert!((losses[0] - 10f32.ln()).abs() < 0.3, "starts near ln 10: {losses:?}");
+    assert!(losses[2] < losses[0] - 0.03, "the loss falls: {losses:?}");
+    for epoch in &progress.history {
+        assert_eq!(epoch.confusion.total(), 8);
+        assert!(epoch.test_loss.is_finite());
+    }
+    assert_eq!(progress.loss_curve.len(), 3);
+    assert!(progress.images_per_second().is_some());
+}
+
+/// Everything the worker reported, shared with the test.
+type Heard = Rc<RefCell<Vec<Update>>>;
+
+async fn wait_for(heard: &Heard, what: &str, done: impl Fn(&Update) -> bool) {
+    for _ in 0..3000 {
+        if heard.borrow().iter().any(&done) {
+            return;
+        }
+        sleep(100).await;
+    }
+    panic!("the worker never reported {what}: {:?}", heard.borrow());
+}
+
+#[wasm_bindgen_test]
+async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
+    let heard: Heard = Rc::default();
+    let worker = TrainerWorker::spawn({
+        let heard = heard.clone();
+        move |update| heard.borrow_mut().push(update)
+    })
+    .expect("a worker starts");
+    // The CPU backend keeps this quick; WebGPU training is the test above.
+    let config = TrainConfig { batch_size: 4, epochs: 2, input_size: 32, train_subset: Some(8), test_subset: Some(6), ..TrainConfig::default() };
+    let data = real_images(16);
+    worker.start(config.clone(), BackendPreference::Cpu, data.split(), data.split());
+    wait_for(&heard, "the end of the run", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. })).await;
+
+    let updates = heard.take();
+    log(&format!("worker updates: {}", updates.len()));
+    assert_eq!(updates[0], Update::Ready);
+    assert!(matches!(&updates[1], Update::Engine { backend: Backend::Cpu, .. }), "{:?}", updates[1]);
+    assert_eq!(updates[2], Update::Started { train_size: 8, test_size: 6, steps_per_epoch: 2, epochs: 2 });
+    let units: String = updates
+        .iter()
+        .filter_map(|u| match u {
+            Update::Progress { progress: Progress::Step(_), .. } => Some('S'),
+            Update::Progress { progress: Progress::Testing { .. }, .. } => Some('t'),
+            Update::Progress { progress: Progress::Epoch(_), .. } => Some('E'),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(units, "SStESStE", "two steps, then a test pass of two batches (4 + 2 images), per epoch");
+    assert_eq!(updates.last(), Some(&Update::Finished { stopped: false }));
+    let mut progress = TrainingProgress::starting();
+    updates.into_iter().for_each(|u| progress.apply(u));
+    assert_eq!(progress.history.len(), 2);
+    assert!(progress.history.iter().all(|e| e.confusion.total() == 6 && e.test_loss.is_finite()));
+
+    // A long run, paused after its first step, resumed, then stopped.
+    let long = TrainConfig { epochs: 50, ..config };
+    worker.start(long, BackendPreference::Cpu, data.split(), data.split());
+    let step = |u: &Update| matches!(u, Update::Progress { progress: Progress::Step(_), .. });
+    wait_for(&heard, "a first step", step).await;
+    worker.send(&googlenet_web::train::Command::Pause);
+    wait_for(&heard, "the pause", |u| *u == Update::Paused).await;
+    let steps_when_paused = heard.borrow().iter().filter(|u| step(u)).count();
+    sleep(1500).await;
+    assert_eq!(heard.borrow().iter().filter(|u| step(u)).count(), steps_when_paused, "no step while paused");
+    worker.send(&googlenet_web::train::Command::Resume);
+    wait_for(&heard, "the resume", |u| *u == Update::Resumed).await;
+    worker.send(&googlenet_web::train::Command::Stop);
+    wait_for(&heard, "the stop", |u| matches!(u, Update::Finished { .. })).await;
+    assert_eq!(heard.borrow().last(), Some(&Update::Finished { stopped: true }));
 }

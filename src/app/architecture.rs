@@ -52,8 +52,8 @@ pub fn ArchitectureView(engine: Engine) -> impl IntoView {
     };
 
     view! {
-        <section class="architecture">
-            <h2>"Architecture"</h2>
+        <section class="architecture" id="network">
+            <h2>"Network: GoogLeNet"</h2>
             <div class="size-picker">
                 <label>
                     "Input size "

@@ -33,8 +33,8 @@ pub fn DatasetPanel(loader: RwSignal<Loader>) -> impl IntoView {
     };
 
     view! {
-        <section class="dataset">
-            <h2>"Fashion-MNIST"</h2>
+        <section class="dataset" id="data">
+            <h2>"Data: Fashion-MNIST"</h2>
             <label
                 class="drop-zone"
                 class:dragging=move || dragging.get()
@@ -112,7 +112,7 @@ fn SplitPreview(loader: RwSignal<Loader>, name: SplitName, title: &'static str) 
 
 /// A 28×28 greyscale image, drawn on a canvas once it is in the page.
 #[component]
-fn GreyImage(pixels: Vec<u8>) -> impl IntoView {
+pub(super) fn GreyImage(pixels: Vec<u8>) -> impl IntoView {
     let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         if let Some(canvas) = canvas.get() {

@@ -2,7 +2,9 @@
 
 mod architecture;
 mod backend;
+mod chart;
 mod dataset;
+mod training;
 
 use leptos::prelude::*;
 
@@ -10,6 +12,7 @@ use crate::engine::{self, BackendPreference};
 use architecture::ArchitectureView;
 use backend::{BackendPicker, EngineStatus};
 use dataset::DatasetPanel;
+use training::TrainingPanel;
 use crate::data::Loader;
 
 /// The whole page. `backend` overrides the `?backend=` query parameter (tests use it).
@@ -28,15 +31,21 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
                 "built with Burn and run on WebGPU in this page. Nothing leaves your machine."
             </p>
         </header>
+        <nav class="sections">
+            <a href="#data">"1 · Data"</a>
+            <a href="#train">"2 · Train"</a>
+            <a href="#network">"3 · Network"</a>
+        </nav>
         <main>
             <BackendPicker preference />
             <Suspense fallback=|| view! { <p class="status pending">"Starting the device…"</p> }>
-                {move || engine.get().map(|engine| view! {
-                    <EngineStatus engine=engine.clone() />
-                    <ArchitectureView engine />
-                })}
+                {move || engine.get().map(|engine| view! { <EngineStatus engine /> })}
             </Suspense>
             <DatasetPanel loader />
+            <TrainingPanel loader preference />
+            <Suspense fallback=|| ()>
+                {move || engine.get().map(|engine| view! { <ArchitectureView engine /> })}
+            </Suspense>
         </main>
     }
 }

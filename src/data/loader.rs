@@ -52,6 +52,32 @@ impl<'a> Split<'a> {
     }
 }
 
+/// An owned split: images (28×28 `u8`, back to back) and their labels, as the training worker
+/// keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dataset {
+    images: Vec<u8>,
+    labels: Vec<u8>,
+}
+
+impl Dataset {
+    /// `None` unless there is exactly one 28×28 image per label and every label is a class.
+    pub fn new(images: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
+        let whole = images.len() == labels.len() * IMAGE_SIDE * IMAGE_SIDE;
+        (whole && labels.iter().all(|&label| label < 10)).then_some(Self { images, labels })
+    }
+
+    pub fn split(&self) -> Split<'_> {
+        Split { images: &self.images, labels: &self.labels }
+    }
+}
+
+impl Split<'_> {
+    pub fn to_dataset(&self) -> Dataset {
+        Dataset { images: self.images.to_vec(), labels: self.labels.to_vec() }
+    }
+}
+
 /// What happened to one file the user gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileReport {
@@ -99,7 +125,22 @@ impl Loader {
         self.report(name, Err(message))
     }
 
-    fn report(&mut self, name: &str, outcome: Result<(IdxKind, usize), String>) -> FileReport {
+    fn report(&mut self, name: &str, mut outcome: Result<(IdxKind, usize), String>) -> FileReport {
+        // A bad file replaces the line of a good one of the same name: say that its data stays.
+        let earlier = self.reports.iter().find(|earlier| earlier.name == name).and_then(|earlier| earlier.outcome.clone().ok());
+        if let (Err(message), Some((kind, count))) = (&mut outcome, earlier) {
+            let files = match kind {
+                IdxKind::Images => &self.images,
+                IdxKind::Labels => &self.labels,
+            };
+            if files.iter().any(|file| file.count == count) {
+                let what = match kind {
+                    IdxKind::Images => "images",
+                    IdxKind::Labels => "labels",
+                };
+                message.push_str(&format!("; the {name} loaded before ({count} {what}) stays loaded"));
+            }
+        }
         let report = FileReport { name: name.to_owned(), outcome };
         self.reports.retain(|earlier| earlier.name != name);
         self.reports.push(report.clone());

@@ -6,7 +6,7 @@ mod loader;
 mod preprocess;
 
 pub use idx::{parse_idx, IdxError, IdxFile, IdxKind, MAX_DECODED_BYTES};
-pub use loader::{FileReport, Loader, Split, SplitName, TEST_SPLIT_SIZE};
+pub use loader::{Dataset, FileReport, Loader, Split, SplitName, TEST_SPLIT_SIZE};
 pub use preprocess::{images_to_input, labels_to_tensor};
 
 /// Fashion-MNIST's class names, by label.

@@ -1,0 +1,266 @@
+//! A whole training run, advanced one unit of work at a time: one SGD step, or one batch of
+//! the test pass that ends each epoch. Whoever drives it (the worker, a test, a native
+//! trainer) can pause, stop or report between units. Values are read back from the device
+//! with `into_data_async` only, once per unit: a synchronous read panics in a browser.
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::config::{ConfigError, TrainConfig};
+use super::metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};
+use super::step::TrainStep;
+use crate::data::{images_to_input, labels_to_tensor, Dataset, IMAGE_SIDE};
+use crate::model::{GoogLeNet, GoogLeNetConfig};
+
+/// Mistakes reported after each test pass (the most confident ones).
+pub const MISTAKES_KEPT: usize = 48;
+
+/// After one SGD step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// 1-based, within the epoch.
+    pub step_in_epoch: usize,
+    pub steps_per_epoch: usize,
+    /// Images in this batch (the last of an epoch may be short).
+    pub batch_size: usize,
+    pub loss: f32,
+    pub batch_accuracy: f32,
+    /// Mean loss and accuracy over the epoch so far.
+    pub epoch_loss: f32,
+    pub epoch_accuracy: f32,
+}
+
+/// After the test pass that ends an epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub confusion: ConfusionMatrix,
+    /// The most confident mistakes of the test pass.
+    pub mistakes: Vec<Mistake>,
+}
+
+/// What one unit of work did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Progress {
+    Step(StepReport),
+    /// Part of the test pass of `epoch` is done.
+    Testing { epoch: usize, done: usize, total: usize },
+    Epoch(EpochReport),
+}
+
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not read results back from the device: {0}")]
+    Readback(String),
+    #[error("the loss became {0}: lower the learning rate")]
+    Diverged(f32),
+}
+
+/// Running sums over one epoch of training.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochSums {
+    loss: f64,
+    correct: f64,
+    images: usize,
+}
+
+/// The test pass in progress.
+struct TestPass {
+    model: GoogLeNet,
+    next: usize,
+    loss: f64,
+    confusion: ConfusionMatrix,
+    mistakes: Vec<Mistake>,
+}
+
+pub struct TrainingRun {
+    config: TrainConfig,
+    device: Device,
+    /// `None` only while a step holds it.
+    model: Option<GoogLeNet>,
+    step: TrainStep,
+    train: Dataset,
+    test: Dataset,
+    train_len: usize,
+    test_len: usize,
+    order: Vec<usize>,
+    shuffler: Shuffler,
+    /// 0-based epoch and step within it of the next unit.
+    epoch: usize,
+    step_in_epoch: usize,
+    sums: EpochSums,
+    test_pass: Option<TestPass>,
+}
+
+impl TrainingRun {
+    /// A fresh model and optimiser on `device` (made autodiff here), for `config`.
+    pub fn new(config: TrainConfig, train: Dataset, test: Dataset, device: &Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        if train.split().is_empty() {
+            return Err(ConfigError::NoTrainingData.into());
+        }
+        if test.split().is_empty() {
+            return Err(ConfigError::NoTestData.into());
+        }
+        let device = device.clone().autodiff();
+        device.seed(config.seed);
+        let model = GoogLeNetConfig::new().with_input_size(config.input_size).init(&device);
+        let (train_len, test_len) = config.sizes(train.split().len(), test.split().len());
+        let mut run = Self {
+            step: TrainStep::new(config.learning_rate, &device),
+            shuffler: Shuffler::new(config.seed),
+            order: (0..train_len).collect(),
+            config,
+            device,
+            model: Some(model),
+            train,
+            test,
+            train_len,
+            test_len,
+            epoch: 0,
+            step_in_epoch: 0,
+            sums: EpochSums::default(),
+            test_pass: None,
+        };
+        run.shuffler.shuffle(&mut run.order);
+        Ok(run)
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Training and test images used per epoch.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.train_len, self.test_len)
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.config.steps_per_epoch(self.train_len)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.epoch >= self.config.epochs
+    }
+
+    /// The model as trained so far (on the autodiff device).
+    pub fn model(&self) -> &GoogLeNet {
+        self.model.as_ref().expect("the model is only taken inside a step")
+    }
+
+    pub fn into_model(self) -> GoogLeNet {
+        self.model.expect("the model is only taken inside a step")
+    }
+
+    /// Does the next unit of work: `None` once every epoch is trained and tested.
+    pub async fn advance(&mut self) -> Result<Option<Progress>, TrainError> {
+        if self.is_finished() {
+            return Ok(None);
+        }
+        if self.step_in_epoch < self.steps_per_epoch() {
+            return self.train_step().await.map(|report| Some(Progress::Step(report)));
+        }
+        self.test_batch().await.map(Some)
+    }
+
+    async fn train_step(&mut self) -> Result<StepReport, TrainError> {
+        let start = self.step_in_epoch * self.config.batch_size;
+        let end = (start + self.config.batch_size).min(self.train_len);
+        let indices = &self.order[start..end];
+        let split = self.train.split();
+        let pixels: Vec<u8> = indices.iter().flat_map(|&i| split.image(i).iter().copied()).collect();
+        let labels: Vec<u8> = indices.iter().map(|&i| split.labels[i]).collect();
+        let images = images_to_input(&pixels, self.config.input_size, &self.device);
+        let targets = labels_to_tensor(&labels, &self.device);
+
+        let model = self.model.take().expect("the model is only taken inside a step");
+        let (model, output) = self.step.step(model, images, targets);
+        self.model = Some(model);
+        let values = read_floats(output.packed()).await?;
+        let (loss, correct) = (values[0], values[1]);
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged(loss));
+        }
+
+        let batch = labels.len();
+        self.sums.loss += f64::from(loss) * batch as f64;
+        self.sums.correct += f64::from(correct);
+        self.sums.images += batch;
+        self.step_in_epoch += 1;
+        Ok(StepReport {
+            epoch: self.epoch + 1,
+            step_in_epoch: self.step_in_epoch,
+            steps_per_epoch: self.steps_per_epoch(),
+            batch_size: batch,
+            loss,
+            batch_accuracy: correct / batch as f32,
+            epoch_loss: (self.sums.loss / self.sums.images as f64) as f32,
+            epoch_accuracy: (self.sums.correct / self.sums.images as f64) as f32,
+        })
+    }
+
+    /// One batch of the test pass; the last one closes the epoch.
+    async fn test_batch(&mut self) -> Result<Progress, TrainError> {
+        let pass = self.test_pass.get_or_insert_with(|| TestPass {
+            model: self.model.as_ref().expect("the model is only taken inside a step").valid(),
+            next: 0,
+            loss: 0.0,
+            confusion: ConfusionMatrix::default(),
+            mistakes: Vec::new(),
+        });
+        let start = pass.next;
+        let end = (start + self.config.batch_size).min(self.test_len);
+        let split = self.test.split();
+        let device = self.device.clone().inner();
+        let images = images_to_input(&split.images[start * IMAGE_SIDE * IMAGE_SIDE..end * IMAGE_SIDE * IMAGE_SIDE], self.config.input_size, &device);
+        let probabilities = read_floats(softmax(pass.model.forward(images), 1)).await?;
+        for (offset, row) in probabilities.chunks_exact(10).enumerate() {
+            let index = start + offset;
+            let truth = split.labels[index];
+            let (predicted, &confidence) =
+                row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("ten classes");
+            pass.loss -= f64::from(row[usize::from(truth)].max(1e-12)).ln();
+            pass.confusion.add(usize::from(truth), predicted);
+            if predicted != usize::from(truth) {
+                pass.mistakes.push(Mistake { index, truth, predicted: predicted as u8, confidence });
+            }
+        }
+        pass.next = end;
+        if end < self.test_len {
+            return Ok(Progress::Testing { epoch: self.epoch + 1, done: end, total: self.test_len });
+        }
+
+        let pass = self.test_pass.take().expect("a test pass is running");
+        let report = EpochReport {
+            epoch: self.epoch + 1,
+            train_loss: (self.sums.loss / self.sums.images as f64) as f32,
+            train_accuracy: (self.sums.correct / self.sums.images as f64) as f32,
+            test_loss: (pass.loss / self.test_len as f64) as f32,
+            test_accuracy: pass.confusion.accuracy() as f32,
+            confusion: pass.confusion,
+            mistakes: most_confident(pass.mistakes, MISTAKES_KEPT),
+        };
+        self.epoch += 1;
+        self.step_in_epoch = 0;
+        self.sums = EpochSums::default();
+        self.shuffler.shuffle(&mut self.order);
+        Ok(Progress::Epoch(report))
+    }
+}
+
+async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    let data = tensor.into_data_async().await.map_err(|error| TrainError::Readback(format!("{error:?}")))?;
+    data.try_to_vec_as::<f32>().map_err(|error| TrainError::Readback(format!("{error:?}")))
+}

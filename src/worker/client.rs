@@ -1,0 +1,133 @@
+//! The page's side: starts the worker and talks to it.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, BlobPropertyBag, ErrorEvent, MessageEvent, Url, Worker, WorkerOptions, WorkerType};
+
+use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use crate::data::Split;
+use crate::engine::BackendPreference;
+use crate::train::{Command, TrainConfig, Update};
+
+/// The worker's first script: loads the page's glue and compiled module, then hands over to
+/// [`super::start_training_worker`]. Module workers run it in every browser with WebGPU.
+const BOOTSTRAP: &str = r#"
+self.onmessage = async ({ data }) => {
+  self.onmessage = null;
+  try {
+    const glue = await import(data.glue);
+    await glue.default({ module_or_path: data.module });
+    glue.startTrainingWorker();
+  } catch (error) {
+    const message = "the training worker could not start: " + error;
+    self.postMessage({ json: JSON.stringify({ Failed: { message } }) });
+  }
+};
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The URL of the wasm-bindgen glue this code was loaded by (the page's, or a test's).
+    #[wasm_bindgen(thread_local_v2, js_namespace = ["import", "meta"], js_name = url)]
+    static GLUE_URL: String;
+}
+
+/// A training worker. Commands sent before it is ready wait in a queue. Dropping it ends
+/// the worker (and its run).
+pub struct TrainerWorker {
+    worker: Worker,
+    ready: Rc<Cell<bool>>,
+    queue: Rc<RefCell<Vec<(JsValue, Array)>>>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl TrainerWorker {
+    /// Starts a worker; `on_update` hears everything it reports.
+    pub fn spawn(on_update: impl Fn(Update) + 'static) -> Result<Self, String> {
+        let failed = |what: &str, error: JsValue| format!("the training worker could not start ({what}: {error:?})");
+        let options = BlobPropertyBag::new();
+        options.set_type("text/javascript");
+        let blob = Blob::new_with_str_sequence_and_options(&Array::of1(&BOOTSTRAP.into()), &options)
+            .map_err(|error| failed("script", error))?;
+        let url = Url::create_object_url_with_blob(&blob).map_err(|error| failed("script URL", error))?;
+        let worker_options = WorkerOptions::new();
+        worker_options.set_type(WorkerType::Module);
+        worker_options.set_name("googlenet-trainer");
+        let worker = Worker::new_with_options(&url, &worker_options).map_err(|error| failed("Worker", error))?;
+
+        let on_update = Rc::new(on_update);
+        let ready = Rc::new(Cell::new(false));
+        let queue: Rc<RefCell<Vec<(JsValue, Array)>>> = Rc::default();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+            let (on_update, ready, queue, worker, url) = (on_update.clone(), ready.clone(), queue.clone(), worker.clone(), url);
+            move |event: MessageEvent| {
+                let json = Reflect::get(&event.data(), &JSON.into()).ok().and_then(|value| value.as_string());
+                let update = match json.as_deref().map(Update::from_json) {
+                    Some(Ok(update)) => update,
+                    Some(Err(message)) => Update::Failed { message },
+                    None => Update::Failed { message: "the training worker sent an unreadable message".into() },
+                };
+                if update == Update::Ready && !ready.replace(true) {
+                    let _ = Url::revoke_object_url(&url);
+                    for (message, transfer) in queue.take() {
+                        let _ = worker.post_message_with_transfer(&message, &transfer);
+                    }
+                }
+                on_update(update);
+            }
+        });
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            on_update(Update::Failed { message: format!("the training worker failed: {}", event.message()) });
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+
+        let bootstrap = Object::new();
+        let _ = Reflect::set(&bootstrap, &"glue".into(), &GLUE_URL.with(|url| JsValue::from_str(url)));
+        let _ = Reflect::set(&bootstrap, &"module".into(), &wasm_bindgen::module());
+        worker.post_message(&bootstrap).map_err(|error| failed("hand-over", error))?;
+        Ok(Self { worker, ready, queue, _on_message: on_message, _on_error: on_error })
+    }
+
+    pub fn send(&self, command: &Command) {
+        self.post(envelope(command), Array::new());
+    }
+
+    /// Starts a run on copies of the two splits, which move to the worker without a second
+    /// copy (their buffers are transferred).
+    pub fn start(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>) {
+        let message = envelope(&Command::Start { config, backend });
+        let transfer = Array::new();
+        for (key, bytes) in [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)] {
+            let array = Uint8Array::from(bytes);
+            transfer.push(&array.buffer());
+            let _ = Reflect::set(&message, &key.into(), &array);
+        }
+        self.post(message, transfer);
+    }
+
+    fn post(&self, message: JsValue, transfer: Array) {
+        if self.ready.get() {
+            let _ = self.worker.post_message_with_transfer(&message, &transfer);
+        } else {
+            self.queue.borrow_mut().push((message, transfer));
+        }
+    }
+}
+
+impl Drop for TrainerWorker {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+fn envelope(command: &Command) -> JsValue {
+    let message = Object::new();
+    let _ = Reflect::set(&message, &JSON.into(), &command.to_json().into());
+    message.into()
+}

@@ -1,0 +1,238 @@
+//! A whole training run on real Fashion-MNIST, on Burn's CPU device, as the worker drives it;
+//! the page's progress model fed with its updates; the messages between page and worker.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use burn::tensor::Device;
+use futures_lite::future::block_on;
+use googlenet_web::data::{parse_idx, Dataset};
+use googlenet_web::engine::BackendPreference;
+use googlenet_web::train::{
+    Command, ConfigError, ConfusionMatrix, FrameGapMeter, Phase, Progress, Shuffler, TrainConfig, TrainError,
+    TrainingProgress, TrainingRun, Update, MISTAKES_KEPT,
+};
+
+fn load(images: &str, labels: &str) -> Dataset {
+    let read = |name: &str| {
+        let bytes = std::fs::read(format!("{}/{name}", common::FASHION_MNIST_DIR)).expect("run scripts/setup.sh");
+        parse_idx(&bytes, true).unwrap().data
+    };
+    Dataset::new(read(images), read(labels)).expect("images and labels pair")
+}
+
+fn train_split() -> Dataset {
+    load("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+}
+
+fn test_split() -> Dataset {
+    load("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+}
+
+#[test]
+fn a_short_run_on_real_images_learns_and_tests_after_every_epoch() {
+    // 32 training images, 6 epochs of 2 steps; 40 test images in batches of 16 (16, 16, 8).
+    // 32×32 input keeps it quick on two cores; the seed's 96×96 runs in the browser test.
+    let config = TrainConfig {
+        batch_size: 16,
+        epochs: 6,
+        input_size: 32,
+        train_subset: Some(32),
+        test_subset: Some(40),
+        ..TrainConfig::default()
+    };
+    let test = test_split();
+    let test_labels = test.split().labels[..40].to_vec();
+    let mut run = TrainingRun::new(config, train_split(), test, &Device::flex()).unwrap();
+    assert_eq!(run.sizes(), (32, 40));
+    assert_eq!(run.steps_per_epoch(), 2);
+
+    let mut progress = TrainingProgress::starting();
+    progress.apply(Update::Started { train_size: 32, test_size: 40, steps_per_epoch: 2, epochs: 6 });
+    let mut kinds = String::new();
+    let mut seconds = 0.0;
+    while let Some(unit) = block_on(run.advance()).unwrap() {
+        kinds.push(match unit {
+            Progress::Step(_) => 'S',
+            Progress::Testing { .. } => 't',
+            Progress::Epoch(_) => 'E',
+        });
+        seconds += 1.0;
+        progress.apply(Update::Progress { progress: unit, train_seconds: seconds, test_seconds: 0.5 });
+    }
+    progress.apply(Update::Finished { stopped: false });
+    assert!(run.is_finished());
+    assert_eq!(kinds, "SSttE".repeat(6), "two steps, then the test pass in three batches, per epoch");
+
+    let losses: Vec<f32> = progress.history.iter().map(|epoch| epoch.train_loss).collect();
+    eprintln!("epoch train losses: {losses:?}");
+    assert!((losses[0] - 10f32.ln()).abs() < 0.3, "starts near ln 10: {losses:?}");
+    assert!(losses.windows(2).all(|pair| pair[1] < pair[0]), "the training loss falls every epoch: {losses:?}");
+    assert!(losses[5] < losses[0] - 0.02, "{losses:?}");
+
+    for epoch in &progress.history {
+        assert_eq!(epoch.confusion.total(), 40, "every test image counted once");
+        let row_totals: Vec<u32> = epoch.confusion.counts.iter().map(|row| row.iter().sum()).collect();
+        let mut expected = [0u32; 10];
+        test_labels.iter().for_each(|&label| expected[usize::from(label)] += 1);
+        assert_eq!(row_totals, expected, "rows are the true classes of the test images");
+        assert!((epoch.test_accuracy - epoch.confusion.accuracy() as f32).abs() < 1e-6);
+        assert!(epoch.test_loss.is_finite() && epoch.test_loss > 0.0);
+        let wrong = 40 - epoch.confusion.correct() as usize;
+        assert_eq!(epoch.mistakes.len(), wrong.min(MISTAKES_KEPT));
+        for mistake in &epoch.mistakes {
+            assert_eq!(mistake.truth, test_labels[mistake.index]);
+            assert_ne!(mistake.truth, mistake.predicted);
+            assert!((0.1..=1.0).contains(&mistake.confidence), "the top of ten probabilities: {mistake:?}");
+        }
+        assert!(epoch.mistakes.windows(2).all(|pair| pair[0].confidence >= pair[1].confidence));
+    }
+
+    assert_eq!(progress.phase, Phase::Finished);
+    assert_eq!(progress.loss_curve.len(), 12);
+    assert_eq!(progress.loss_curve.last().unwrap().0, 6.0, "x counts epochs");
+    assert_eq!(progress.images_trained, 6 * 32);
+    assert_eq!(progress.overall_fraction(), 1.0);
+    assert_eq!(progress.eta_seconds(), Some(0.0));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let config = TrainConfig { batch_size: 8, epochs: 1, input_size: 32, train_subset: Some(8), test_subset: Some(8), ..TrainConfig::default() };
+    let first_loss = |config: &TrainConfig| {
+        let mut run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
+        match block_on(run.advance()).unwrap() {
+            Some(Progress::Step(step)) => step.loss,
+            other => panic!("a step comes first, not {other:?}"),
+        }
+    };
+    assert_eq!(first_loss(&config), first_loss(&config));
+    assert_ne!(first_loss(&config), first_loss(&TrainConfig { seed: 7, ..config }));
+}
+
+#[test]
+fn bad_settings_and_missing_splits_are_refused_with_their_own_message() {
+    let cases = [
+        (TrainConfig { learning_rate: 0.0, ..TrainConfig::default() }, ConfigError::LearningRate),
+        (TrainConfig { learning_rate: f64::NAN, ..TrainConfig::default() }, ConfigError::LearningRate),
+        (TrainConfig { batch_size: 0, ..TrainConfig::default() }, ConfigError::BatchSize),
+        (TrainConfig { batch_size: 5000, ..TrainConfig::default() }, ConfigError::BatchSize),
+        (TrainConfig { epochs: 0, ..TrainConfig::default() }, ConfigError::Epochs),
+        (TrainConfig { input_size: 8, ..TrainConfig::default() }, ConfigError::InputSize),
+        (TrainConfig { train_subset: Some(0), ..TrainConfig::default() }, ConfigError::EmptySubset),
+    ];
+    for (config, error) in cases {
+        assert_eq!(config.validate(), Err(error.clone()), "{config:?}");
+        assert!(!error.to_string().is_empty());
+    }
+    assert_eq!(TrainConfig::default().validate(), Ok(()));
+
+    let empty = Dataset::default();
+    let refused = |train: Dataset, test: Dataset| TrainingRun::new(TrainConfig::default(), train, test, &Device::flex()).err();
+    assert_eq!(refused(empty.clone(), test_split()), Some(TrainError::Config(ConfigError::NoTrainingData)));
+    assert_eq!(refused(train_split(), empty), Some(TrainError::Config(ConfigError::NoTestData)));
+    assert_eq!(Dataset::new(vec![0; 784], vec![1, 2]), None, "one image, two labels");
+    assert_eq!(Dataset::new(vec![0; 784], vec![10]), None, "label 10 is no class");
+}
+
+#[test]
+fn the_seed_defaults_and_subsets() {
+    let config = TrainConfig::default();
+    assert_eq!((config.learning_rate, config.batch_size, config.epochs, config.input_size), (0.05, 128, 5, 96));
+    assert_eq!(config.sizes(60_000, 10_000), (60_000, 10_000));
+    assert_eq!(config.steps_per_epoch(60_000), 469, "468 full batches and one of 96, as Keras's fit");
+    let quick = TrainConfig { train_subset: Some(1000), test_subset: Some(20_000), ..config };
+    assert_eq!(quick.sizes(60_000, 10_000), (1000, 10_000), "a subset larger than the split is the split");
+}
+
+#[test]
+fn the_shuffle_is_a_reproducible_permutation() {
+    let order = |seed| {
+        let mut items: Vec<usize> = (0..1000).collect();
+        Shuffler::new(seed).shuffle(&mut items);
+        items
+    };
+    let shuffled = order(42);
+    assert_eq!(shuffled, order(42));
+    assert_ne!(shuffled, order(43));
+    assert_ne!(shuffled, (0..1000).collect::<Vec<_>>());
+    let mut sorted = shuffled.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_confusion_matrix_gives_per_class_accuracy() {
+    let mut matrix = ConfusionMatrix::default();
+    for (truth, predicted) in [(0, 0), (0, 6), (6, 6), (6, 6), (6, 0), (9, 9)] {
+        matrix.add(truth, predicted);
+    }
+    assert_eq!((matrix.total(), matrix.correct()), (6, 4));
+    assert!((matrix.accuracy() - 4.0 / 6.0).abs() < 1e-12);
+    let classes = matrix.class_accuracy();
+    assert_eq!(classes[0], Some(0.5));
+    assert!((classes[6].unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(classes[9], Some(1.0));
+    assert_eq!(classes[1], None, "no trousers among the test images");
+}
+
+#[test]
+fn messages_between_page_and_worker_survive_json() {
+    let start = Command::Start { config: TrainConfig { train_subset: Some(512), ..TrainConfig::default() }, backend: BackendPreference::WebGpu };
+    assert_eq!(Command::from_json(&start.to_json()), Ok(start));
+    assert!(Command::from_json("{\"Start\":{}}").is_err());
+    let update = Update::Progress { progress: Progress::Testing { epoch: 2, done: 256, total: 10_000 }, train_seconds: 1.5, test_seconds: 0.25 };
+    assert_eq!(Update::from_json(&update.to_json()), Ok(update));
+}
+
+#[test]
+fn progress_estimates_time_left_from_measured_rates() {
+    let mut progress = TrainingProgress::starting();
+    progress.apply(Update::Started { train_size: 1000, test_size: 500, steps_per_epoch: 10, epochs: 2 });
+    assert_eq!(progress.phase, Phase::Training);
+    assert_eq!(progress.eta_seconds(), None, "no rate before the first step");
+    let step = googlenet_web::train::StepReport {
+        epoch: 1,
+        step_in_epoch: 5,
+        steps_per_epoch: 10,
+        batch_size: 500,
+        loss: 2.0,
+        batch_accuracy: 0.2,
+        epoch_loss: 2.1,
+        epoch_accuracy: 0.15,
+    };
+    progress.apply(Update::Progress { progress: Progress::Step(step), train_seconds: 10.0, test_seconds: 0.0 });
+    // 50 images/s; 1500 training images left (30 s) and 1000 test images at 150/s (6.67 s).
+    assert_eq!(progress.images_per_second(), Some(50.0));
+    assert!((progress.eta_seconds().unwrap() - (30.0 + 1000.0 / 150.0)).abs() < 1e-9);
+    assert_eq!(progress.epoch_fraction(), 0.5);
+    assert_eq!(progress.overall_fraction(), 0.25);
+
+    progress.apply(Update::Paused);
+    assert_eq!(progress.phase, Phase::Paused);
+    assert!(progress.phase.is_running());
+    progress.apply(Update::Resumed);
+    assert_eq!(progress.phase, Phase::Training);
+    progress.apply(Update::Finished { stopped: true });
+    assert_eq!(progress.phase, Phase::Stopped);
+    assert!(!progress.phase.is_running());
+}
+
+#[test]
+fn the_frame_gap_meter_keeps_the_longest_gap() {
+    let mut meter = FrameGapMeter::default();
+    for now in [0.0, 16.7, 33.3, 120.0, 136.7] {
+        meter.frame(now);
+    }
+    assert_eq!(meter.frames, 5);
+    assert!((meter.longest_ms - 86.7).abs() < 1e-9);
+}
+
+#[test]
+fn durations_read_as_a_person_says_them() {
+    use googlenet_web::train::format_duration;
+    assert_eq!(format_duration(12.4), "12 s");
+    assert_eq!(format_duration(185.0), "3 min 05 s");
+    assert_eq!(format_duration(3725.0), "1 h 02 min");
+    assert_eq!(format_duration(-1.0), "0 s");
+}

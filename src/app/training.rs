@@ -174,7 +174,7 @@ fn Field(label: &'static str, value: RwSignal<String>, step: &'static str, #[pro
 fn watch_frames(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMeter>) {
     let meter = Rc::new(RefCell::new(FrameGapMeter::default()));
     frame_gap.set(FrameGapMeter::default());
-    let callback: Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>> = Rc::default();
+    let callback: FrameCallback = Rc::default();
     let next = callback.clone();
     *callback.borrow_mut() = Some(Closure::new(move |now: f64| {
         let running = progress.with_untracked(|p| p.phase.is_running());
@@ -197,7 +197,10 @@ fn watch_frames(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameG
     request_frame(&callback);
 }
 
-fn request_frame(callback: &Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>>) {
+/// A `requestAnimationFrame` callback that can ask for the next frame itself.
+type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut(f64)>>>>;
+
+fn request_frame(callback: &FrameCallback) {
     if let (Some(window), Some(callback)) = (web_sys::window(), callback.borrow().as_ref()) {
         let _ = window.request_animation_frame(callback.as_ref().unchecked_ref());
     }

@@ -105,7 +105,7 @@ impl TrainingProgress {
             }
             Progress::Epoch(report) => {
                 self.testing = None;
-                self.history.push(report);
+                self.history.push(*report);
                 if !paused {
                     self.phase = Phase::Training;
                 }

@@ -55,7 +55,7 @@ pub enum Progress {
     Step(StepReport),
     /// Part of the test pass of `epoch` is done.
     Testing { epoch: usize, done: usize, total: usize },
-    Epoch(EpochReport),
+    Epoch(Box<EpochReport>),
 }
 
 #[derive(Clone, Debug, PartialEq, Error)]
@@ -256,7 +256,7 @@ impl TrainingRun {
         self.step_in_epoch = 0;
         self.sums = EpochSums::default();
         self.shuffler.shuffle(&mut self.order);
-        Ok(Progress::Epoch(report))
+        Ok(Progress::Epoch(Box::new(report)))
     }
 }
 

@@ -13,6 +13,14 @@ use googlenet_web::train::{
     TrainingProgress, TrainingRun, Update, MISTAKES_KEPT,
 };
 
+/// The CPU device's random generator is shared by every thread: tests that seed it and build a
+/// model take turns, or one test's draws would land between another's seed and init.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn device_turn() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn load(images: &str, labels: &str) -> Dataset {
     let read = |name: &str| {
         let bytes = std::fs::read(format!("{}/{name}", common::FASHION_MNIST_DIR)).expect("run scripts/setup.sh");
@@ -31,6 +39,7 @@ fn test_split() -> Dataset {
 
 #[test]
 fn a_short_run_on_real_images_learns_and_tests_after_every_epoch() {
+    let _turn = device_turn();
     // 32 training images, 6 epochs of 2 steps; 40 test images in batches of 16 (16, 16, 8).
     // 32×32 input keeps it quick on two cores; the seed's 96×96 runs in the browser test.
     let config = TrainConfig {
@@ -98,6 +107,7 @@ fn a_short_run_on_real_images_learns_and_tests_after_every_epoch() {
 
 #[test]
 fn the_same_seed_gives_the_same_run() {
+    let _turn = device_turn();
     let config = TrainConfig { batch_size: 8, epochs: 1, input_size: 32, train_subset: Some(8), test_subset: Some(8), ..TrainConfig::default() };
     let first_loss = |config: &TrainConfig| {
         let mut run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
@@ -112,6 +122,7 @@ fn the_same_seed_gives_the_same_run() {
 
 #[test]
 fn bad_settings_and_missing_splits_are_refused_with_their_own_message() {
+    let _turn = device_turn();
     let cases = [
         (TrainConfig { learning_rate: 0.0, ..TrainConfig::default() }, ConfigError::LearningRate),
         (TrainConfig { learning_rate: f64::NAN, ..TrainConfig::default() }, ConfigError::LearningRate),

@@ -291,12 +291,15 @@ fn Charts(progress: RwSignal<TrainingProgress>) -> impl IntoView {
         progress.with(|p| {
             let points: Vec<(f64, f64)> = p.loss_curve.iter().map(|&(x, y)| (x, f64::from(y))).collect();
             let test: Vec<(f64, f64)> = p.history.iter().map(|e| (e.epoch as f64, f64::from(e.test_loss))).collect();
-            let y_max = points.iter().chain(&test).map(|&(_, y)| y).fold(2.5f64, f64::max).min(10.0);
+            // Fit the curve: early on every loss sits near ln 10 ≈ 2.30.
+            let values = || points.iter().chain(&test).map(|&(_, y)| y);
+            let y_max = (values().fold(0.0f64, f64::max).min(10.0) * 10.0 + 0.5).ceil() / 10.0;
+            let y_min = ((values().fold(f64::INFINITY, f64::min) * 10.0 - 0.5).floor() / 10.0).clamp(0.0, y_max - 0.1);
             let series = vec![
                 Series { label: "train (per step)", class: "train", points, dots: false },
                 Series { label: "test (per epoch)", class: "test", points: test, dots: true },
             ];
-            view! { <Chart title="Loss" x_max=epochs() y_max y_format=|v| format!("{v:.1}") series /> }
+            view! { <Chart title="Loss" x_max=epochs() y_min y_max y_format=|v| format!("{v:.1}") series /> }
         })
     };
     let accuracy = move || {
@@ -307,7 +310,7 @@ fn Charts(progress: RwSignal<TrainingProgress>) -> impl IntoView {
                 Series { label: "train (running, per epoch)", class: "train", points, dots: false },
                 Series { label: "test (per epoch)", class: "test", points: test, dots: true },
             ];
-            view! { <Chart title="Accuracy" x_max=epochs() y_max=1.0 y_format=|v| format!("{:.0} %", v * 100.0) series /> }
+            view! { <Chart title="Accuracy" x_max=epochs() y_min=0.0 y_max=1.0 y_format=|v| format!("{:.0} %", v * 100.0) series /> }
         })
     };
     view! { <div class="charts">{loss}{accuracy}</div> }

@@ -8,11 +8,13 @@ use leptos::prelude::*;
 use crate::architecture::{format_count, format_shape, Architecture, BlockView, InceptionView};
 use crate::engine::Engine;
 use crate::model::{GoogLeNet, GoogLeNetConfig};
+use crate::train::INPUT_SIZES;
 
 /// Input sizes a user may pick: the seed's 96, and the ones the issue names.
 const PRESETS: [usize; 4] = [64, 96, 128, 224];
-const MIN_SIZE: usize = 16;
-const MAX_SIZE: usize = 512;
+/// The sizes the network accepts, as training checks them.
+const MIN_SIZE: usize = *INPUT_SIZES.start();
+const MAX_SIZE: usize = *INPUT_SIZES.end();
 
 /// An architecture traced on the device, and how long that forward pass took.
 #[derive(Clone)]

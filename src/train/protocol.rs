@@ -37,6 +37,8 @@ pub enum Update {
     Failed { message: String },
 }
 
+// `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a
+// non-finite float as `null`; a diverged loss is reported as an error before it gets here).
 impl Command {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("commands are plain data")

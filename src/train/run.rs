@@ -88,7 +88,8 @@ struct TestPass {
 pub struct TrainingRun {
     config: TrainConfig,
     device: Device,
-    /// `None` only while a step holds it.
+    /// `None` only inside `train_step`, between `take` and the synchronous SGD step that hands
+    /// the model back (no `await` in between): the `expect`s on it cannot fail.
     model: Option<GoogLeNet>,
     step: TrainStep,
     train: Dataset,

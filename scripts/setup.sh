@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the app, its tests and its benchmarks need. Idempotent: each step is
 # skipped when its tool is already there at the right version. Nothing is downloaded at build time.
-#   scripts/setup.sh              everything
-#   scripts/setup.sh --for-tests  all but trunk, which only serving and building the app need
+#   scripts/setup.sh              everything (the tests build the app with trunk too)
 set -euo pipefail
-for_tests=false
-[ "${1:-}" = "--for-tests" ] && for_tests=true
 cd "$(dirname "$0")/.."
 
 TRUNK_VERSION=0.21.14
@@ -30,7 +27,7 @@ fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
-$for_tests || has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$TRUNK_VERSION"
+has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$TRUNK_VERSION"
 has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
 # Without --locked: one of its locked dependencies is missing from the registry mirror.
 has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force

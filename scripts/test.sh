@@ -3,7 +3,7 @@
 # (SwiftShader when the machine has no GPU). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --for-tests
+scripts/setup.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -16,5 +16,17 @@ echo "== browser tests (wasm-pack test --headless --chrome)"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
 wasm-pack test --headless --chrome -- --locked 2>&1 | tee -a "$log"
 
-# One closing line for both runners together.
+echo "== end to end (the app as built by trunk, in headless Chromium, driven like a user)"
+# A debug build: it shares its compiled dependencies with the browser tests above.
+dist=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$dist"; [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true' EXIT
+trunk build --dist "$dist" 2>&1 | tail -n 3
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >/dev/null 2>&1 &
+server=$!
+# Screenshots of every stage land in screenshots/e2e for a person to look at.
+python3 tests/e2e/session.py "http://127.0.0.1:$port/" --out screenshots/e2e 2>&1 | tee -a "$log"
+grep -q '^PASS: e2e session' "$log" && echo "test result: ok. 1 passed; 0 failed (end to end)" | tee -a "$log"
+
+# One closing line for all runners together.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all: %d passed, %d failed\n", passed, failed }' "$log"

@@ -7,6 +7,7 @@
 pub mod architecture;
 pub mod data;
 pub mod engine;
+pub mod infer;
 pub mod model;
 pub mod train;
 

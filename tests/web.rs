@@ -10,11 +10,13 @@ use googlenet_web::data::{images_to_input, labels_to_tensor, parse_idx};
 use googlenet_web::engine::{self, Backend, BackendPreference, Engine};
 use googlenet_web::model::GoogLeNetConfig;
 use googlenet_web::data::Dataset;
-use googlenet_web::train::{Progress, TrainConfig, TrainStep, TrainingProgress, TrainingRun, Update, SEED_LEARNING_RATE};
+use googlenet_web::train::{
+    Command, ModelOrigin, Progress, TrainConfig, TrainStep, TrainingProgress, TrainingRun, Update, WeightsPurpose, SEED_LEARNING_RATE,
+};
 use googlenet_web::worker::TrainerWorker;
 use std::cell::RefCell;
 use std::rc::Rc;
-use js_sys::Promise;
+use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -191,9 +193,15 @@ async fn wait_for(heard: &Heard, what: &str, done: impl Fn(&Update) -> bool) {
 #[wasm_bindgen_test]
 async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
     let heard: Heard = Rc::default();
+    let weights_file: Rc<RefCell<Option<Uint8Array>>> = Rc::default();
     let worker = TrainerWorker::spawn({
-        let heard = heard.clone();
-        move |update| heard.borrow_mut().push(update)
+        let (heard, weights_file) = (heard.clone(), weights_file.clone());
+        move |update, weights| {
+            if weights.is_some() {
+                weights_file.replace(weights);
+            }
+            heard.borrow_mut().push(update)
+        }
     })
     .expect("a worker starts");
     // The CPU backend keeps this quick; WebGPU training is the test above.
@@ -218,24 +226,132 @@ async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
         .collect();
     assert_eq!(units, "SStESStE", "two steps, then a test pass of two batches (4 + 2 images), per epoch");
     assert_eq!(updates.last(), Some(&Update::Finished { stopped: false }));
+    // Each epoch made its model the one to classify with, and autosaved it.
+    let trained = |u: &Update| matches!(u, Update::Model { info: Some(info) } if info.origin == ModelOrigin::Trained);
+    assert_eq!(updates.iter().filter(|u| trained(u)).count(), 2);
+    let autosaves = updates.iter().filter(|u| matches!(u, Update::Weights { purpose: WeightsPurpose::Autosave, .. })).count();
+    assert_eq!(autosaves, 2);
     let mut progress = TrainingProgress::starting();
     updates.into_iter().for_each(|u| progress.apply(u));
     assert_eq!(progress.history.len(), 2);
     assert!(progress.history.iter().all(|e| e.confusion.total() == 6 && e.test_loss.is_finite()));
+
+    let autosave = weights_file.take().expect("the last epoch was autosaved");
+    assert!(autosave.length() as usize > common::TOTAL_PARAMS * 4);
+
+    // Classify real test frames with the trained model.
+    let frames = data.split().images[..3 * 784].to_vec();
+    worker.send(&Command::Classify { id: 7, frames: frames.clone(), backend: BackendPreference::Cpu });
+    wait_for(&heard, "predictions", |u| matches!(u, Update::Predictions { id: 7, .. } | Update::ClassifyFailed { .. })).await;
+    let first = match heard.take().pop() {
+        Some(Update::Predictions { probabilities, milliseconds, .. }) => {
+            log(&format!("3 images classified in the worker in {milliseconds:.0} ms"));
+            probabilities
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|p| (p.iter().sum::<f32>() - 1.0).abs() < 1e-4));
+
+    // Its weights, downloaded and loaded back, classify the same.
+    worker.send(&Command::SaveWeights { purpose: WeightsPurpose::Download });
+    wait_for(&heard, "the weights", |u| matches!(u, Update::Weights { .. } | Update::WeightsFailed { .. })).await;
+    let file = weights_file.take().expect("the weights file rides beside the update");
+    worker.load_weights(ModelOrigin::File { name: "saved.safetensors".into() }, BackendPreference::Cpu, &file);
+    wait_for(&heard, "the loaded model", |u| matches!(u, Update::Model { .. } | Update::WeightsFailed { .. })).await;
+    assert!(matches!(heard.borrow().last(), Some(Update::Model { info: Some(info) }) if info.input_size == 32 && info.epochs == Some(2)));
+    // A bad file is refused and the model stays.
+    worker.load_weights(ModelOrigin::File { name: "bad.safetensors".into() }, BackendPreference::Cpu, &file.subarray(0, 1000));
+    wait_for(&heard, "the refusal", |u| matches!(u, Update::WeightsFailed { .. })).await;
+    assert!(matches!(heard.borrow().last(), Some(Update::WeightsFailed { message }) if message.contains("cut short")));
+    heard.take();
+    worker.send(&Command::Classify { id: 8, frames, backend: BackendPreference::Cpu });
+    wait_for(&heard, "predictions", |u| matches!(u, Update::Predictions { id: 8, .. } | Update::ClassifyFailed { .. })).await;
+    assert!(matches!(heard.take().pop(), Some(Update::Predictions { probabilities, .. }) if probabilities == first));
 
     // A long run, paused after its first step, resumed, then stopped.
     let long = TrainConfig { epochs: 50, ..config };
     worker.start(long, BackendPreference::Cpu, data.split(), data.split());
     let step = |u: &Update| matches!(u, Update::Progress { progress: Progress::Step(_), .. });
     wait_for(&heard, "a first step", step).await;
-    worker.send(&googlenet_web::train::Command::Pause);
+    worker.send(&Command::Pause);
     wait_for(&heard, "the pause", |u| *u == Update::Paused).await;
     let steps_when_paused = heard.borrow().iter().filter(|u| step(u)).count();
     sleep(1500).await;
     assert_eq!(heard.borrow().iter().filter(|u| step(u)).count(), steps_when_paused, "no step while paused");
-    worker.send(&googlenet_web::train::Command::Resume);
+    worker.send(&Command::Resume);
     wait_for(&heard, "the resume", |u| *u == Update::Resumed).await;
-    worker.send(&googlenet_web::train::Command::Stop);
+    worker.send(&Command::Stop);
     wait_for(&heard, "the stop", |u| matches!(u, Update::Finished { .. })).await;
     assert_eq!(heard.borrow().last(), Some(&Update::Finished { stopped: true }));
+}
+
+/// Logits of the first `count` real test images at 32×32, read back asynchronously.
+async fn logits(model: &googlenet_web::model::GoogLeNet, count: usize, device: &Device) -> Vec<f32> {
+    let images = parse_idx(TEST_IMAGES, true).unwrap().data[..count * 784].to_vec();
+    let data = model.forward(images_to_input(&images, 32, device)).into_data_async().await.expect("readback");
+    data.try_to_vec::<f32>().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn weights_saved_from_webgpu_load_back_with_the_same_logits() {
+    use googlenet_web::model::weights;
+    let device = webgpu().await.device;
+    let model = GoogLeNetConfig::new().init(&device);
+    let before = logits(&model, 3, &device).await;
+    // Saved through an asynchronous copy to the CPU: a record taken from WebGPU tensors panics.
+    let cpu = weights::to_cpu(&model).await.expect("the weights read back");
+    let bytes = weights::save(&cpu, 32, &[]).expect("saved");
+    let (on_cpu, _) = weights::load(&bytes, &Device::flex()).expect("loads on the CPU");
+    let (on_webgpu, info) = weights::load(&bytes, &device).expect("loads on WebGPU");
+    assert_eq!(info.input_size, 32);
+    let after = logits(&on_webgpu, 3, &device).await;
+    let cpu_logits = logits(&on_cpu, 3, &Device::flex()).await;
+    let gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    log(&format!("WebGPU save → load: largest logit change {:.2e}; WebGPU vs CPU {:.2e}", gap(&before, &after), gap(&before, &cpu_logits)));
+    assert_eq!(before.len(), 30);
+    assert!(gap(&before, &after) <= 1e-4, "{before:?} vs {after:?}");
+    assert!(gap(&before, &cpu_logits) <= 1e-3, "the same weights on the CPU: {cpu_logits:?}");
+}
+
+#[wasm_bindgen_test]
+async fn real_test_images_drawn_on_a_canvas_get_the_same_predictions() {
+    use googlenet_web::infer::{classify, GreyPicture, FRAME_LEN};
+    use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+    let count = 8;
+    let images = parse_idx(TEST_IMAGES, true).unwrap().data[..count * FRAME_LEN].to_vec();
+    let document = web_sys::window().unwrap().document().unwrap();
+    let canvas = |side: u32| {
+        let canvas: HtmlCanvasElement = document.create_element("canvas").unwrap().unchecked_into();
+        canvas.set_width(side);
+        canvas.set_height(side);
+        let context: CanvasRenderingContext2d = canvas.get_context("2d").unwrap().unwrap().unchecked_into();
+        (canvas, context)
+    };
+    let (small, small_context) = canvas(28);
+    let (_, pad) = canvas(280);
+    pad.set_image_smoothing_enabled(false);
+    let mut framed = Vec::new();
+    for image in images.chunks_exact(FRAME_LEN) {
+        // The image painted on the drawing pad, ten canvas pixels per image pixel, read back
+        // the way the pad is read.
+        let rgba: Vec<u8> = image.iter().flat_map(|&v| [v, v, v, 255]).collect();
+        let data = ImageData::new_with_u8_clamped_array_and_sh(wasm_bindgen::Clamped(&rgba), 28, 28).unwrap();
+        small_context.put_image_data(&data, 0.0, 0.0).unwrap();
+        pad.draw_image_with_html_canvas_element_and_dw_and_dh(&small, 0.0, 0.0, 280.0, 280.0).unwrap();
+        let read = pad.get_image_data(0.0, 0.0, 280.0, 280.0).unwrap();
+        framed.extend(GreyPicture::from_rgba(&read.data(), 280, 280).to_frame().expect("not blank"));
+    }
+    let identical = images.chunks_exact(FRAME_LEN).zip(framed.chunks_exact(FRAME_LEN)).filter(|(a, b)| a == b).count();
+    log(&format!("{identical} of {count} test images came back from the canvas pixel for pixel"));
+    assert!(identical >= count * 3 / 4);
+
+    let device = Device::flex();
+    let model = GoogLeNetConfig::new().init(&device);
+    let direct = classify(&model, 32, &images, &device).await.unwrap();
+    let drawn = classify(&model, 32, &framed, &device).await.unwrap();
+    for (a, b) in direct.iter().zip(&drawn) {
+        assert_eq!(a.best().0, b.best().0);
+        assert!(a.probabilities.iter().zip(&b.probabilities).all(|(x, y)| (x - y).abs() < 1e-3));
+    }
 }

@@ -3,7 +3,10 @@
 mod architecture;
 mod backend;
 mod chart;
+mod classify;
 mod dataset;
+mod session;
+mod storage;
 mod training;
 
 use leptos::prelude::*;
@@ -11,7 +14,9 @@ use leptos::prelude::*;
 use crate::engine::{self, BackendPreference};
 use architecture::ArchitectureView;
 use backend::{BackendPicker, EngineStatus};
+use classify::ClassifyPanel;
 use dataset::DatasetPanel;
+use session::Session;
 use training::TrainingPanel;
 use crate::data::Loader;
 
@@ -22,6 +27,8 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
     let engine = LocalResource::new(move || engine::start(preference.get()));
     // The loaded files outlive any change of device.
     let loader = RwSignal::new(Loader::default());
+    // The worker that owns the model, shared by training and classifying.
+    let session = Session::new(preference);
 
     view! {
         <header class="masthead">
@@ -34,7 +41,8 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
         <nav class="sections">
             <a href="#data">"1 · Data"</a>
             <a href="#train">"2 · Train"</a>
-            <a href="#network">"3 · Network"</a>
+            <a href="#classify">"3 · Classify"</a>
+            <a href="#network">"4 · Network"</a>
         </nav>
         <main>
             <BackendPicker preference />
@@ -42,7 +50,8 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
                 {move || engine.get().map(|engine| view! { <EngineStatus engine /> })}
             </Suspense>
             <DatasetPanel loader />
-            <TrainingPanel loader preference />
+            <TrainingPanel loader session />
+            <ClassifyPanel loader session />
             <Suspense fallback=|| ()>
                 {move || engine.get().map(|engine| view! { <ArchitectureView engine /> })}
             </Suspense>

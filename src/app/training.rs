@@ -1,6 +1,6 @@
 //! Training in the page: the settings, the controls, live progress and charts, and after each
 //! epoch the confusion matrix, per-class accuracy and the most confident mistakes. The model
-//! lives in a worker ([`TrainerWorker`]); this view only sends commands and draws updates.
+//! lives in a worker (see [`Session`]); this view only sends commands and draws updates.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,10 +12,9 @@ use wasm_bindgen::JsCast;
 
 use super::chart::{Chart, Series};
 use super::dataset::GreyImage;
+use super::session::Session;
 use crate::data::{Loader, SplitName, CLASS_NAMES};
-use crate::engine::BackendPreference;
 use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, TrainConfig, TrainingProgress};
-use crate::worker::TrainerWorker;
 
 /// The settings form: text as typed, read into a [`TrainConfig`] on Train.
 #[derive(Clone, Copy)]
@@ -88,12 +87,11 @@ fn capitalise(text: &str) -> String {
 }
 
 #[component]
-pub fn TrainingPanel(loader: RwSignal<Loader>, preference: RwSignal<BackendPreference>) -> impl IntoView {
+pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoView {
     let settings = Settings::new(&TrainConfig::default());
-    let progress = RwSignal::new(TrainingProgress::default());
+    let progress = session.progress;
     let message = RwSignal::new(None::<String>);
     let frame_gap = RwSignal::new(FrameGapMeter::default());
-    let worker = StoredValue::new_local(None::<TrainerWorker>);
     // Memos: views that depend only on the phase are not rebuilt on every step.
     let phase_memo = Memo::new(move |_| progress.with(|p| p.phase));
     let phase = move || phase_memo.get();
@@ -103,17 +101,11 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, preference: RwSignal<BackendPrefe
             Ok(config) => config,
             Err(error) => return message.set(Some(error)),
         };
-            let sent = loader.with_untracked(|loader| {
+        let sent = loader.with_untracked(|loader| {
             let (Some(train), Some(test)) = (loader.split(SplitName::Train), loader.split(SplitName::Test)) else {
                 return Err("Load the four Fashion-MNIST files first (training and test images and labels).".to_owned());
             };
-            if worker.with_value(Option::is_none) {
-                let spawned = TrainerWorker::spawn(move |update| progress.update(|p| p.apply(update)))?;
-                worker.set_value(Some(spawned));
-            }
-            progress.set(TrainingProgress::starting());
-            worker.with_value(|w| w.as_ref().map(|w| w.start(config, preference.get_untracked(), train, test)));
-            Ok(())
+            session.start_training(config, train, test)
         });
         match sent {
             Ok(()) => {
@@ -123,7 +115,7 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, preference: RwSignal<BackendPrefe
             Err(error) => message.set(Some(error)),
         }
     };
-    let send = move |command: Command| worker.with_value(|w| w.as_ref().map(|w| w.send(&command)));
+    let send = move |command: Command| session.control(command);
 
     view! {
         <section class="training" id="train">
@@ -220,7 +212,10 @@ fn RunView(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMet
             },
             Phase::Paused => "Paused".to_owned(),
             Phase::Finished => format!("Finished: {} epochs", p.history.len()),
-            Phase::Stopped => format!("Stopped after {} full epochs; the model keeps what it learned", p.history.len()),
+            Phase::Stopped => match p.history.len() {
+                0 => "Stopped before the first epoch ended: no model was kept".to_owned(),
+                n => format!("Stopped after {n} full epochs; the model of epoch {n} is kept"),
+            },
             Phase::Failed => format!("Training failed: {}", p.error.clone().unwrap_or_default()),
         })
     };

@@ -9,6 +9,7 @@ mod blocks;
 mod googlenet;
 mod inception;
 mod trace;
+pub mod weights;
 
 pub use blocks::{ConvRelu, ConvReluConfig, ConvPoolBlock, ConvPoolBlockConfig, Layer};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig, BLOCK_NAMES};

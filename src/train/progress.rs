@@ -81,6 +81,12 @@ impl TrainingProgress {
                 self.phase = Phase::Failed;
                 self.error = Some(message);
             }
+            // The model in use and its predictions are the classifier's business.
+            Update::Model { .. }
+            | Update::Predictions { .. }
+            | Update::ClassifyFailed { .. }
+            | Update::Weights { .. }
+            | Update::WeightsFailed { .. } => {}
         }
     }
 

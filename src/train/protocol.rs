@@ -1,5 +1,6 @@
 //! The messages between the page and the worker that owns the model. Plain data, sent as
-//! JSON; the dataset's bytes travel beside the `Start` message, not inside it.
+//! JSON; the dataset's bytes travel beside `Start`, and weight files beside `LoadWeights` and
+//! `Weights`, not inside them.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,63 @@ pub enum Command {
     Resume,
     /// Ends the run after the current unit of work; the model keeps what it learned.
     Stop,
+    /// Classify 28×28 frames (back to back) with the current model; answered by `Predictions`.
+    Classify { id: u64, frames: Vec<u8>, backend: BackendPreference },
+    /// Send the current model's weights file (as `Weights`).
+    SaveWeights { purpose: WeightsPurpose },
+    /// Use the weights file sent with this message; `origin` says where it came from.
+    LoadWeights { origin: ModelOrigin, backend: BackendPreference },
+    /// Forget the model: back to no trained model.
+    ResetModel,
+}
+
+/// Why a weights file is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WeightsPurpose {
+    /// The user asked for a file.
+    Download,
+    /// The page keeps it in browser storage (after every epoch).
+    Autosave,
+}
+
+/// Where the model in use came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ModelOrigin {
+    /// Trained in this page.
+    Trained,
+    /// A weights file the user loaded.
+    File { name: String },
+    /// The page's autosave, restored on load.
+    Restored,
+}
+
+/// The model the worker classifies with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub origin: ModelOrigin,
+    /// The side images are resized to: the size it was trained at.
+    pub input_size: usize,
+    /// Epochs trained, and the test accuracy after the last, when known.
+    pub epochs: Option<usize>,
+    pub test_accuracy: Option<f32>,
+}
+
+impl ModelInfo {
+    /// A line for the page: where the model comes from and how good it is.
+    pub fn describe(&self) -> String {
+        let origin = match &self.origin {
+            ModelOrigin::Trained => "trained in this page".to_owned(),
+            ModelOrigin::File { name } => format!("loaded from {name}"),
+            ModelOrigin::Restored => "restored from this browser's storage".to_owned(),
+        };
+        let epochs = match self.epochs {
+            Some(1) => ", 1 epoch".to_owned(),
+            Some(n) => format!(", {n} epochs"),
+            None => String::new(),
+        };
+        let accuracy = self.test_accuracy.map_or(String::new(), |a| format!(", test accuracy {:.1} %", a * 100.0));
+        format!("GoogLeNet {origin}{epochs}{accuracy}, {size}×{size} input", size = self.input_size)
+    }
 }
 
 /// Worker → page.
@@ -35,6 +93,16 @@ pub enum Update {
     Finished { stopped: bool },
     /// The run could not start or could not go on; the message is for the page.
     Failed { message: String },
+    /// The model in use changed (`None`: there is none).
+    Model { info: Option<ModelInfo> },
+    /// Softmax probabilities for the frames of `Classify` `id`, and the time it took.
+    Predictions { id: u64, probabilities: Vec<[f32; 10]>, milliseconds: f64 },
+    /// `Classify` `id` could not be answered.
+    ClassifyFailed { id: u64, message: String },
+    /// A weights file rides beside this message.
+    Weights { purpose: WeightsPurpose, info: ModelInfo },
+    /// A weights file was refused (or could not be written); the model in use is unchanged.
+    WeightsFailed { message: String },
 }
 
 // `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a

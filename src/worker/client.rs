@@ -8,10 +8,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, ErrorEvent, MessageEvent, Url, Worker, WorkerOptions, WorkerType};
 
-use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, WEIGHTS};
 use crate::data::Split;
 use crate::engine::BackendPreference;
-use crate::train::{Command, TrainConfig, Update};
+use crate::train::{Command, ModelOrigin, TrainConfig, Update};
 
 /// The worker's first script: loads the page's glue and compiled module, then hands over to
 /// [`super::start_training_worker`]. Module workers run it in every browser with WebGPU.
@@ -47,8 +47,9 @@ pub struct TrainerWorker {
 }
 
 impl TrainerWorker {
-    /// Starts a worker; `on_update` hears everything it reports.
-    pub fn spawn(on_update: impl Fn(Update) + 'static) -> Result<Self, String> {
+    /// Starts a worker; `on_update` hears everything it reports, with the weights file that
+    /// rides beside a `Weights` update.
+    pub fn spawn(on_update: impl Fn(Update, Option<Uint8Array>) + 'static) -> Result<Self, String> {
         let failed = |what: &str, error: JsValue| format!("the training worker could not start ({what}: {error:?})");
         let options = BlobPropertyBag::new();
         options.set_type("text/javascript");
@@ -78,11 +79,12 @@ impl TrainerWorker {
                         let _ = worker.post_message_with_transfer(&message, &transfer);
                     }
                 }
-                on_update(update);
+                let weights = Reflect::get(&event.data(), &WEIGHTS.into()).ok().and_then(|value| value.dyn_into::<Uint8Array>().ok());
+                on_update(update, weights);
             }
         });
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            on_update(Update::Failed { message: format!("the training worker failed: {}", event.message()) });
+            on_update(Update::Failed { message: format!("the training worker failed: {}", event.message()) }, None);
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -109,6 +111,14 @@ impl TrainerWorker {
             let _ = Reflect::set(&message, &key.into(), &array);
         }
         self.post(message, transfer);
+    }
+
+    /// Asks the worker to use the weights file `bytes` (a copy goes; `bytes` stays usable).
+    pub fn load_weights(&self, origin: ModelOrigin, backend: BackendPreference, bytes: &Uint8Array) {
+        let message = envelope(&Command::LoadWeights { origin, backend });
+        let copy = Uint8Array::new(bytes);
+        let _ = Reflect::set(&message, &WEIGHTS.into(), &copy);
+        self.post(message, Array::of1(&copy.buffer()));
     }
 
     fn post(&self, message: JsValue, transfer: Array) {

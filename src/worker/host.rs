@@ -1,20 +1,24 @@
 //! The worker's side: trains one run at a time, unit by unit, and between units answers
-//! pause, resume and stop, and reports progress to the page.
+//! pause, resume and stop, and reports progress to the page. It also owns the model the page
+//! classifies with (the last epoch's, or one loaded from a file) and writes and reads weight files.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use burn::module::Module;
 use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, WEIGHTS};
 use crate::data::Dataset;
 use crate::engine::{self, BackendPreference};
+use crate::infer;
+use crate::model::weights;
 use crate::model::GoogLeNet;
-use crate::train::{Command, Progress, TrainConfig, TrainingRun, Update};
+use crate::train::{Command, ModelInfo, ModelOrigin, Progress, TrainConfig, TrainingRun, Update, WeightsPurpose};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Control {
@@ -28,8 +32,9 @@ enum Control {
 struct Host {
     control: Cell<Control>,
     busy: Cell<bool>,
-    /// The last run's model: what it learned survives a stop or a failure.
-    model: RefCell<Option<GoogLeNet>>,
+    /// The model the page classifies with: the running training's latest epoch, the last
+    /// run's (what it learned survives a stop or a failure), or a loaded file's.
+    model: RefCell<Option<(GoogLeNet, ModelInfo)>>,
 }
 
 thread_local! {
@@ -74,6 +79,81 @@ fn handle(host: &Rc<Host>, data: JsValue) {
         Command::Resume if host.control.get() == Control::Pause => host.control.set(Control::Run),
         Command::Stop if host.busy.get() => host.control.set(Control::Stop),
         Command::Pause | Command::Resume | Command::Stop => {}
+        Command::Classify { id, frames, backend } => wasm_bindgen_futures::spawn_local(classify(host.clone(), id, frames, backend)),
+        Command::SaveWeights { purpose } => wasm_bindgen_futures::spawn_local(save_weights(host.clone(), purpose)),
+        Command::LoadWeights { origin, backend } => {
+            let bytes = Reflect::get(&data, &WEIGHTS.into())
+                .ok()
+                .and_then(|value| value.dyn_into::<Uint8Array>().ok())
+                .map(|array| array.to_vec())
+                .unwrap_or_default();
+            wasm_bindgen_futures::spawn_local(load_weights(host.clone(), bytes, origin, backend));
+        }
+        Command::ResetModel => {
+            host.model.replace(None);
+            post(&Update::Model { info: None });
+        }
+    }
+}
+
+/// The model for inference, on the device `backend` asks for (moved there if it is elsewhere).
+async fn model_on(host: &Host, backend: BackendPreference) -> Result<(GoogLeNet, ModelInfo, burn::tensor::Device), String> {
+    let (model, info) = host.model.borrow().clone().ok_or("there is no trained model yet")?;
+    let device = engine::start(backend).await.device;
+    if model.devices().first() == Some(&device) {
+        return Ok((model, info, device));
+    }
+    // A model trained on one device and used on another: through the CPU, read asynchronously.
+    let moved = weights::to_cpu(&model).await.map_err(|error| error.to_string())?.to_device(&device);
+    host.model.replace(Some((moved.clone(), info.clone())));
+    Ok((moved, info, device))
+}
+
+async fn classify(host: Rc<Host>, id: u64, frames: Vec<u8>, backend: BackendPreference) {
+    let started = js_sys::Date::now();
+    let result = match model_on(&host, backend).await {
+        Ok((model, info, device)) => infer::classify(&model, info.input_size, &frames, &device).await,
+        Err(message) => Err(message),
+    };
+    post(&match result {
+        Ok(predictions) => Update::Predictions {
+            id,
+            probabilities: predictions.into_iter().map(|p| p.probabilities).collect(),
+            milliseconds: js_sys::Date::now() - started,
+        },
+        Err(message) => Update::ClassifyFailed { id, message },
+    });
+}
+
+async fn save_weights(host: Rc<Host>, purpose: WeightsPurpose) {
+    let Some((model, info)) = host.model.borrow().clone() else {
+        return post(&Update::WeightsFailed { message: "there is no trained model to save yet".into() });
+    };
+    let mut notes = vec![("app", "googlenet-web (GoogLeNet, D2L 5.9, Fashion-MNIST)".to_owned())];
+    notes.extend(info.epochs.map(|epochs| ("epochs", epochs.to_string())));
+    notes.extend(info.test_accuracy.map(|accuracy| ("test_accuracy", format!("{accuracy:.4}"))));
+    let bytes = match weights::to_cpu(&model).await.and_then(|cpu| weights::save(&cpu, info.input_size, &notes)) {
+        Ok(bytes) => bytes,
+        Err(error) => return post(&Update::WeightsFailed { message: error.to_string() }),
+    };
+    post_with(&Update::Weights { purpose, info }, Some(&bytes));
+}
+
+async fn load_weights(host: Rc<Host>, bytes: Vec<u8>, origin: ModelOrigin, backend: BackendPreference) {
+    let device = engine::start(backend).await.device;
+    match weights::load(&bytes, &device) {
+        Ok((model, file)) => {
+            let note = |key: &str| file.metadata.get(key);
+            let info = ModelInfo {
+                origin,
+                input_size: file.input_size,
+                epochs: note("epochs").and_then(|text| text.parse().ok()),
+                test_accuracy: note("test_accuracy").and_then(|text| text.parse().ok()),
+            };
+            host.model.replace(Some((model, info.clone())));
+            post(&Update::Model { info: Some(info) });
+        }
+        Err(error) => post(&Update::WeightsFailed { message: error.to_string() }),
     }
 }
 
@@ -122,9 +202,25 @@ async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPrefe
         match run.advance().await {
             Ok(Some(progress)) => {
                 let seconds = (js_sys::Date::now() - started) / 1000.0;
-                match progress {
+                match &progress {
                     Progress::Step(_) => train_seconds += seconds,
-                    _ => test_seconds += seconds,
+                    Progress::Testing { .. } => test_seconds += seconds,
+                    Progress::Epoch(report) => {
+                        test_seconds += seconds;
+                        // Classify with, and autosave, what this epoch learned.
+                        let info = ModelInfo {
+                            origin: ModelOrigin::Trained,
+                            input_size: run.config().input_size,
+                            epochs: Some(report.epoch),
+                            test_accuracy: Some(report.test_accuracy),
+                        };
+                        host.model.replace(Some((run.model().valid(), info.clone())));
+                        post(&Update::Model { info: Some(info) });
+                        post(&Update::Progress { progress, train_seconds, test_seconds });
+                        save_weights(host.clone(), WeightsPurpose::Autosave).await;
+                        sleep(0).await;
+                        continue;
+                    }
                 }
                 post(&Update::Progress { progress, train_seconds, test_seconds });
             }
@@ -134,7 +230,6 @@ async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPrefe
         // On the CPU backend a unit never waits for anything: let the page's commands in.
         sleep(0).await;
     };
-    host.model.replace(Some(run.into_model()));
     host.busy.set(false);
     post(&match outcome {
         Ok(stopped) => Update::Finished { stopped },
@@ -143,10 +238,21 @@ async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPrefe
 }
 
 fn post(update: &Update) {
+    post_with(update, None);
+}
+
+/// Posts `update`, with a weights file beside it (its buffer transferred, not copied).
+fn post_with(update: &Update, weights: Option<&[u8]>) {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let message = Object::new();
     let _ = Reflect::set(&message, &JSON.into(), &update.to_json().into());
-    if let Err(error) = scope.post_message(&message) {
+    let transfer = js_sys::Array::new();
+    if let Some(bytes) = weights {
+        let array = Uint8Array::from(bytes);
+        transfer.push(&array.buffer());
+        let _ = Reflect::set(&message, &WEIGHTS.into(), &array);
+    }
+    if let Err(error) = scope.post_message_with_transfer(&message, &transfer) {
         web_sys::console::error_2(&"the training worker could not post to the page".into(), &error);
     }
 }

@@ -17,6 +17,8 @@ const TRAIN_IMAGES: &str = "trainImages";
 const TRAIN_LABELS: &str = "trainLabels";
 const TEST_IMAGES: &str = "testImages";
 const TEST_LABELS: &str = "testLabels";
+/// A weights file (safetensors bytes), beside `LoadWeights` and `Weights`.
+const WEIGHTS: &str = "weights";
 
 /// Whether this code runs in a worker rather than a page.
 pub fn in_worker() -> bool {

@@ -1,0 +1,249 @@
+//! The page's side of the worker that owns the model, shared by the Train and Classify
+//! panels: what the worker reports becomes signals, and what the panels ask becomes commands.
+
+use js_sys::{Array, Uint8Array};
+use leptos::prelude::*;
+// Our `Update` (the worker's message) shadows the name of the signal trait.
+use leptos::prelude::Update as _;
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Url};
+
+use super::storage;
+use crate::data::Split;
+use crate::engine::BackendPreference;
+use crate::infer::Prediction;
+use crate::train::{Command, ModelInfo, ModelOrigin, TrainConfig, TrainingProgress, Update, WeightsPurpose};
+use crate::worker::TrainerWorker;
+
+/// A prediction and how long the worker took for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictionReport {
+    pub prediction: Prediction,
+    pub milliseconds: f64,
+}
+
+/// One classification in flight at a time; the latest frame drawn meanwhile waits, older ones
+/// are dropped (a drawing changes faster than the model answers).
+#[derive(Default)]
+struct ClassifyQueue {
+    next_id: u64,
+    in_flight: Option<u64>,
+    pending: Option<Vec<u8>>,
+    /// Answers to requests older than this are for a picture no longer shown.
+    current_from: u64,
+}
+
+#[derive(Clone, Copy)]
+pub struct Session {
+    worker: StoredValue<Option<TrainerWorker>, LocalStorage>,
+    queue: StoredValue<ClassifyQueue, LocalStorage>,
+    pub preference: RwSignal<BackendPreference>,
+    pub progress: RwSignal<TrainingProgress>,
+    /// The model the worker classifies with; `None` until one is trained, loaded or restored.
+    pub model: RwSignal<Option<ModelInfo>>,
+    pub prediction: RwSignal<Option<PredictionReport>>,
+    /// The last word on weights: saved, refused, restored (`true`: an error).
+    pub weights_note: RwSignal<Option<(String, bool)>>,
+    /// The restored autosave's description, while the page offers to discard it.
+    pub restored: RwSignal<Option<String>>,
+}
+
+impl Session {
+    /// Starts the worker and restores the autosave, if any.
+    pub fn new(preference: RwSignal<BackendPreference>) -> Self {
+        let session = Self {
+            worker: StoredValue::new_local(None),
+            queue: StoredValue::new_local(ClassifyQueue::default()),
+            preference,
+            progress: RwSignal::new(TrainingProgress::default()),
+            model: RwSignal::new(None),
+            prediction: RwSignal::new(None),
+            weights_note: RwSignal::new(None),
+            restored: RwSignal::new(None),
+        };
+        leptos::task::spawn_local(async move { session.restore().await });
+        session
+    }
+
+    fn with_worker<T>(&self, action: impl FnOnce(&TrainerWorker) -> T) -> Result<T, String> {
+        if self.worker.with_value(Option::is_none) {
+            let session = *self;
+            let worker = TrainerWorker::spawn(move |update, weights| session.receive(update, weights))?;
+            self.worker.set_value(Some(worker));
+        }
+        Ok(self.worker.with_value(|worker| action(worker.as_ref().expect("spawned above"))))
+    }
+
+    fn send(&self, command: Command) {
+        if let Err(message) = self.with_worker(|worker| worker.send(&command)) {
+            self.weights_note.set(Some((message, true)));
+        }
+    }
+
+    pub fn start_training(&self, config: TrainConfig, train: Split<'_>, test: Split<'_>) -> Result<(), String> {
+        let backend = self.preference.get_untracked();
+        self.with_worker(|worker| worker.start(config, backend, train, test))?;
+        self.progress.set(TrainingProgress::starting());
+        Ok(())
+    }
+
+    pub fn control(&self, command: Command) {
+        self.send(command);
+    }
+
+    /// Classifies one 28×28 frame (the answer arrives in [`Self::prediction`]).
+    pub fn classify(&self, frame: Vec<u8>) {
+        let send_now = self.queue.try_update_value(|queue| {
+            if queue.in_flight.is_some() {
+                queue.pending = Some(frame.clone());
+                None
+            } else {
+                queue.next_id += 1;
+                queue.in_flight = Some(queue.next_id);
+                Some(queue.next_id)
+            }
+        });
+        if let Some(Some(id)) = send_now {
+            self.send(Command::Classify { id, frames: frame, backend: self.preference.get_untracked() });
+        }
+    }
+
+    /// Forgets the shown prediction: the picture is gone.
+    pub fn clear_prediction(&self) {
+        self.queue.update_value(|queue| {
+            queue.pending = None;
+            queue.current_from = queue.next_id + 1;
+        });
+        self.prediction.set(None);
+    }
+
+    pub fn download_weights(&self) {
+        self.send(Command::SaveWeights { purpose: WeightsPurpose::Download });
+    }
+
+    pub fn load_weights(&self, name: String, bytes: &Uint8Array) {
+        self.weights_note.set(Some((format!("Reading {name}…"), false)));
+        let backend = self.preference.get_untracked();
+        let origin = ModelOrigin::File { name };
+        if let Err(message) = self.with_worker(|worker| worker.load_weights(origin, backend, bytes)) {
+            self.weights_note.set(Some((message, true)));
+        }
+    }
+
+    /// Drops the restored autosave: from storage and as the model in use.
+    pub fn discard_autosave(&self) {
+        let session = *self;
+        leptos::task::spawn_local(async move {
+            match storage::discard().await {
+                Ok(()) => session.weights_note.set(Some(("The autosave is discarded.".into(), false))),
+                Err(message) => session.weights_note.set(Some((message, true))),
+            }
+        });
+        self.restored.set(None);
+        self.send(Command::ResetModel);
+    }
+
+    async fn restore(&self) {
+        match storage::load().await {
+            Ok(Some(autosave)) => {
+                let when = autosave.saved_at.to_locale_string("default", &Default::default());
+                let what = autosave.info.as_ref().map_or("weights".into(), |info| {
+                    let mut what = format!("weights of {}", info.epochs.map_or("a model".into(), |e| format!("{e} epoch(s)")));
+                    if let Some(accuracy) = info.test_accuracy {
+                        what += &format!(" ({:.1} % test accuracy)", accuracy * 100.0);
+                    }
+                    what
+                });
+                self.restored.set(Some(format!("Restored the {what} this browser saved on {when}.")));
+                let backend = self.preference.get_untracked();
+                let restored = self.with_worker(|worker| worker.load_weights(ModelOrigin::Restored, backend, &autosave.bytes));
+                if let Err(message) = restored {
+                    self.weights_note.set(Some((message, true)));
+                }
+            }
+            Ok(None) => {}
+            Err(message) => self.weights_note.set(Some((message, true))),
+        }
+    }
+
+    fn receive(&self, update: Update, weights: Option<Uint8Array>) {
+        match update {
+            Update::Model { info } => {
+                if info.is_none() {
+                    self.prediction.set(None);
+                }
+                self.model.set(info);
+            }
+            Update::Predictions { id, probabilities, milliseconds } => {
+                let (current, next) = self.queue.try_update_value(|queue| {
+                    if queue.in_flight == Some(id) {
+                        queue.in_flight = None;
+                    }
+                    let next = queue.pending.take().map(|frame| {
+                        queue.next_id += 1;
+                        queue.in_flight = Some(queue.next_id);
+                        (queue.next_id, frame)
+                    });
+                    (id >= queue.current_from, next)
+                }).unwrap_or((false, None));
+                if current {
+                    if let Some(&probabilities) = probabilities.first() {
+                        self.prediction.set(Some(PredictionReport { prediction: Prediction { probabilities }, milliseconds }));
+                    }
+                }
+                if let Some((id, frames)) = next {
+                    self.send(Command::Classify { id, frames, backend: self.preference.get_untracked() });
+                }
+            }
+            Update::ClassifyFailed { id, message } => {
+                self.queue.update_value(|queue| {
+                    if queue.in_flight == Some(id) {
+                        queue.in_flight = None;
+                    }
+                });
+                self.weights_note.set(Some((message, true)));
+            }
+            Update::Weights { purpose, info } => match (purpose, weights) {
+                (WeightsPurpose::Download, Some(bytes)) => match download(&bytes, &file_name(&info)) {
+                    Ok(()) => self.weights_note.set(Some((format!("Saved {} ({:.1} MB).", file_name(&info), f64::from(bytes.length()) / 1e6), false))),
+                    Err(message) => self.weights_note.set(Some((message, true))),
+                },
+                (WeightsPurpose::Autosave, Some(bytes)) => {
+                    let session = *self;
+                    leptos::task::spawn_local(async move {
+                        if let Err(message) = storage::save(&bytes, &info).await {
+                            session.weights_note.set(Some((message, true)));
+                        }
+                    });
+                }
+                (_, None) => self.weights_note.set(Some(("the worker sent no weights file".into(), true))),
+            },
+            Update::WeightsFailed { message } => self.weights_note.set(Some((message, true))),
+            update => self.progress.update(|progress| progress.apply(update)),
+        }
+    }
+}
+
+/// `googlenet-fashion-mnist-3-epochs.safetensors`, or without the count when unknown.
+fn file_name(info: &ModelInfo) -> String {
+    match info.epochs {
+        Some(epochs) => format!("googlenet-fashion-mnist-{epochs}-epochs.safetensors"),
+        None => "googlenet-fashion-mnist.safetensors".into(),
+    }
+}
+
+fn download(bytes: &Uint8Array, name: &str) -> Result<(), String> {
+    let failed = |error| format!("the browser could not save the file: {error:?}");
+    let options = BlobPropertyBag::new();
+    options.set_type("application/octet-stream");
+    let blob = Blob::new_with_u8_array_sequence_and_options(&Array::of1(bytes), &options).map_err(failed)?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(failed)?;
+    let document = web_sys::window().and_then(|window| window.document()).ok_or("no document")?;
+    let anchor: HtmlAnchorElement = document.create_element("a").map_err(failed)?.unchecked_into();
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    // Give the download time to take its own reference to the blob.
+    set_timeout(move || drop(Url::revoke_object_url(&url)), std::time::Duration::from_secs(30));
+    Ok(())
+}

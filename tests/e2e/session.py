@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""A user's whole session in the built app, in headless Chromium with WebGPU, over WebDriver
+(Debian's chromium and chromium-driver; no Python packages, no downloaded browser).
+
+  tests/e2e/session.py URL [--out DIR]
+
+Opens the page, loads the real Fashion-MNIST files through the file input, trains a short run,
+draws garments with pointer events and reads the predictions, classifies a test image, downloads
+the weights, reloads and sees them restored, loads the downloaded file, and is refused a damaged
+one. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
+any request that leaves the page's origin."""
+import argparse, base64, glob, json, os, socket, subprocess, sys, time, urllib.parse, urllib.request
+
+p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+p.add_argument("url")
+p.add_argument("--out", default="target/e2e")
+p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+p.add_argument("--timeout", type=float, default=900)
+a = p.parse_args()
+out = os.path.abspath(a.out)
+downloads = os.path.join(out, "downloads")
+os.makedirs(downloads, exist_ok=True)
+for old in glob.glob(os.path.join(downloads, "*")):
+    os.remove(old)
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+driver = subprocess.Popen(["/usr/bin/chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sid = None
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+
+
+def req(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    r = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(r, timeout=a.timeout).read())["value"]
+
+
+def js(script, *args):
+    return req("POST", f"/session/{sid}/execute/sync", {"script": script, "args": list(args)})
+
+
+def cdp(cmd, params=None):
+    return req("POST", f"/session/{sid}/goog/cdp/execute", {"cmd": cmd, "params": params or {}})
+
+
+def until(what, predicate, timeout=None):
+    end = time.time() + (timeout or a.timeout)
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    shot("timeout")
+    sys.exit(f"FAIL: timed out waiting for {what}")
+
+
+def element(css):
+    found = until(css, lambda: req("POST", f"/session/{sid}/elements", {"using": "css selector", "value": css}))
+    return found[0][ELEMENT]
+
+
+def click(css):
+    req("POST", f"/session/{sid}/element/{element(css)}/click", {})
+
+
+def click_text(text):
+    xpath = f"//button[normalize-space(.)={json.dumps(text)}]"
+    found = until(text, lambda: req("POST", f"/session/{sid}/elements", {"using": "xpath", "value": xpath}))
+    req("POST", f"/session/{sid}/element/{found[0][ELEMENT]}/click", {})
+
+
+def upload(css, files):
+    req("POST", f"/session/{sid}/element/{element(css)}/value", {"text": "\n".join(files)})
+
+
+def text():
+    return js("return document.body.innerText")
+
+
+stage = [0]
+
+
+def shot(name, css=None):
+    """A full-page screenshot, and one of the element `css` when given."""
+    stage[0] += 1
+    if css:
+        with open(os.path.join(out, f"{stage[0]:02}-{name}-detail.png"), "wb") as f:
+            f.write(base64.b64decode(req("GET", f"/session/{sid}/element/{element(css)}/screenshot")))
+    height = js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    req("POST", f"/session/{sid}/window/rect", {"width": 1400, "height": int(height) + 100})
+    path = os.path.join(out, f"{stage[0]:02}-{name}.png")
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(req("GET", f"/session/{sid}/screenshot")))
+    req("POST", f"/session/{sid}/window/rect", {"width": 1400, "height": 1000})
+    print(f"  screenshot {path}")
+
+
+def draw(strokes):
+    """Each stroke is a list of (x, y) in pad pixels (0..280), drawn with the mouse."""
+    pad = element("canvas.drawing-pad")
+    js("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT: pad})
+    size = js("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", {ELEMENT: pad})
+    scale = size[0] / 280
+    actions = []
+    for stroke in strokes:
+        at = lambda x, y: {"origin": {ELEMENT: pad}, "x": int((x - 140) * scale), "y": int((y - 140) * scale)}
+        actions.append({"type": "pointerMove", "duration": 0, **at(*stroke[0])})
+        actions.append({"type": "pointerDown", "button": 0})
+        for point in stroke[1:]:
+            actions.append({"type": "pointerMove", "duration": 30, **at(*point)})
+        actions.append({"type": "pointerUp", "button": 0})
+    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]})
+
+
+def prediction():
+    """The highlighted class and its probability, once the bars are shown."""
+    return js("""const best = document.querySelector('.probabilities li.best');
+        return best && [best.querySelector('.class-name').innerText, best.querySelector('.class-value').innerText,
+                        document.querySelector('.inference-time').innerText]""")
+
+
+def model_line():
+    return js("const m = document.querySelector('.model-info'); return m && m.innerText")
+
+
+def check_console():
+    logs = req("POST", f"/session/{sid}/se/log", {"type": "browser"})
+    bad = [l["message"] for l in logs if l["level"] == "SEVERE" or "panicked" in l["message"]]
+    if bad:
+        sys.exit("FAIL: console errors:\n" + "\n".join(m[:400] for m in bad))
+
+
+def check_requests():
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlparse(a.url))
+    names = js("return performance.getEntriesByType('resource').map(e => e.name)")
+    foreign = [n for n in names if not (n.startswith(origin) or n.startswith("blob:") or n.startswith("data:"))]
+    if foreign:
+        sys.exit(f"FAIL: requests left {origin}: {foreign}")
+
+
+try:
+    for _ in range(100):
+        try:
+            req("GET", "/status")
+            break
+        except Exception:
+            time.sleep(0.1)
+    caps = {"capabilities": {"alwaysMatch": {"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
+        "binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+        "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--window-size=1400,1000"], "prefs": {"download.default_directory": downloads}}}}}
+    sid = req("POST", "/session", caps)["sessionId"]
+    cdp("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+    # A fresh profile: no autosave from an earlier run.
+    req("POST", f"/session/{sid}/url", {"url": a.url})
+    until("the device", lambda: "Running on" in text())
+    until("the architecture view", lambda: "5,977,530" in text())
+    print("page up:", js("return document.querySelector('[data-backend]').innerText")[:120])
+    shot("start")
+
+    files = sorted(glob.glob(os.path.join(a.data, "*-ubyte.gz")))
+    assert len(files) == 4, f"the four Fashion-MNIST files in {a.data}"
+    upload("section.dataset input[type=file]", files)
+    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
+    shot("data")
+
+    untrained = js("return document.querySelector('.prediction').innerText")
+    assert "untrained" in untrained, untrained
+    js("""const set = (label, v) => { for (const l of document.querySelectorAll('label.field'))
+            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
+              i.dispatchEvent(new Event('input', {bubbles: true})); } };
+          set('Batch size', '16'); set('Epochs', '1'); set('Input size', '32'); set('Training images', '256');
+          set('Test images', '200');""")
+    click("button.primary")
+    until("the end of training", lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase") in ("Finished", "Failed"))
+    assert js("return document.querySelector('.run-status').dataset.phase") == "Finished", text()
+    until("the trained model", lambda: "trained in this page" in (model_line() or ""))
+    print("trained:", model_line())
+    shot("trained")
+
+    # A trouser: two long legs. A bag: a box with a handle.
+    draw([[(110, 40), (170, 40)], [(112, 40), (100, 250)], [(168, 40), (180, 250)], [(112, 60), (168, 60)]])
+    seen = until("a prediction of the drawing", prediction, 120)
+    print("drawn trouser →", seen)
+    shot("drawn-trouser", "section.classify")
+    js("document.querySelector('canvas.drawing-pad').focus()")
+    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+        {"type": "keyDown", "value": "\ue017"}, {"type": "keyUp", "value": "\ue017"}]}]})  # Delete clears
+    until("the cleared pad", lambda: not prediction(), 30)
+    draw([[(70, 110), (210, 110), (210, 230), (70, 230), (70, 110)], [(110, 110), (110, 60), (170, 60), (170, 110)]])
+    print("drawn bag →", until("a prediction of the bag", prediction, 120))
+    shot("drawn-bag", "section.classify")
+
+    click_text("A test image")
+    until("a test image's prediction", lambda: "Test image #" in text() and prediction(), 120)
+    print("test image:", js("return document.querySelector('.frame-source').innerText"), "→", prediction())
+    shot("test-image", "section.classify")
+
+    click_text("Download weights")
+    saved = until("the downloaded weights", lambda: [f for f in glob.glob(os.path.join(downloads, "*.safetensors"))], 120)[0]
+    until("the whole file", lambda: os.path.getsize(saved) > 23_000_000, 60)
+    print("downloaded", os.path.basename(saved), os.path.getsize(saved), "bytes")
+
+    req("POST", f"/session/{sid}/refresh", {})
+    until("the restored autosave", lambda: "Restored the" in text() and "restored from" in (model_line() or ""), 120)
+    print("after reload:", model_line())
+    draw([[(110, 40), (170, 40)], [(112, 40), (100, 250)], [(168, 40), (180, 250)]])
+    print("drawn after reload →", until("a prediction after reload", prediction, 120))
+    shot("restored", "section.classify")
+
+    upload("input[accept='.safetensors']", [saved])
+    until("the loaded file", lambda: "loaded from" in (model_line() or ""), 120)
+    print("loaded:", model_line())
+    damaged = os.path.join(out, "damaged.safetensors")
+    with open(saved, "rb") as f, open(damaged, "wb") as g:
+        g.write(f.read()[:5_000_000])
+    upload("input[accept='.safetensors']", [damaged])
+    until("the refusal", lambda: "cut short" in text(), 60)
+    assert "loaded from" in model_line(), "a refused file leaves the model as it was"
+    print("damaged file:", js("return document.querySelector('.weights-note').innerText"))
+    shot("damaged-weights", "section.classify")
+
+    check_console()
+    check_requests()
+    print("PASS: e2e session")
+finally:
+    if sid:
+        try:
+            req("DELETE", f"/session/{sid}")
+        except Exception:
+            pass
+    driver.terminate()
+    driver.wait()

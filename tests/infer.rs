@@ -40,6 +40,9 @@ fn real_test_images_through_the_canvas_path_get_the_same_predictions() {
     assert!(identical >= count * 3 / 4, "only {identical} of {count} frames came back pixel for pixel");
 
     let device = Device::flex();
+    // Seeded: the same untrained model every run (the shared CPU generator is only drawn from
+    // here in this test binary).
+    device.seed(42);
     let model = GoogLeNetConfig::new().init(&device);
     let direct = block_on(classify(&model, 64, &images, &device)).unwrap();
     let through_canvas = block_on(classify(&model, 64, &framed, &device)).unwrap();
@@ -49,7 +52,8 @@ fn real_test_images_through_the_canvas_path_get_the_same_predictions() {
         if image == frame {
             assert_eq!(a, b, "image {index}: same pixels, same probabilities");
         }
-        assert_eq!(a.best().0, b.best().0, "image {index}: the predicted class changed");
+        // An image a pixel off (its bounding box was 27 high) gets nearly the same answer. The
+        // class itself may differ: an untrained model's ten probabilities are all close to 10 %.
         let largest_gap = a.probabilities.iter().zip(&b.probabilities).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(largest_gap < 1e-3, "image {index}: probabilities moved by {largest_gap}");
     }

@@ -347,11 +347,15 @@ async fn real_test_images_drawn_on_a_canvas_get_the_same_predictions() {
     assert!(identical >= count * 3 / 4);
 
     let device = Device::flex();
+    device.seed(42);
     let model = GoogLeNetConfig::new().init(&device);
     let direct = classify(&model, 32, &images, &device).await.unwrap();
     let drawn = classify(&model, 32, &framed, &device).await.unwrap();
-    for (a, b) in direct.iter().zip(&drawn) {
-        assert_eq!(a.best().0, b.best().0);
+    let frames = images.chunks_exact(FRAME_LEN).zip(framed.chunks_exact(FRAME_LEN));
+    for ((a, b), (image, frame)) in direct.iter().zip(&drawn).zip(frames) {
+        if image == frame {
+            assert_eq!(a, b, "same pixels, same probabilities");
+        }
         assert!(a.probabilities.iter().zip(&b.probabilities).all(|(x, y)| (x - y).abs() < 1e-3));
     }
 }

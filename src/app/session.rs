@@ -169,8 +169,12 @@ impl Session {
     fn receive(&self, update: Update, weights: Option<Uint8Array>) {
         match update {
             Update::Model { info } => {
-                if info.is_none() {
-                    self.prediction.set(None);
+                match &info {
+                    None => self.prediction.set(None),
+                    Some(ModelInfo { origin: ModelOrigin::File { name }, .. }) => {
+                        self.weights_note.set(Some((format!("Loaded {name}."), false)));
+                    }
+                    Some(_) => {}
                 }
                 self.model.set(info);
             }

@@ -247,3 +247,35 @@ fn durations_read_as_a_person_says_them() {
     assert_eq!(format_duration(3725.0), "1 h 02 min");
     assert_eq!(format_duration(-1.0), "0 s");
 }
+
+#[test]
+fn a_run_can_start_from_saved_weights() {
+    use burn::module::Module;
+    use googlenet_web::model::weights;
+    let _turn = device_turn();
+    let config = TrainConfig { batch_size: 8, epochs: 1, input_size: 32, train_subset: Some(16), test_subset: Some(8), ..TrainConfig::default() };
+    let first_losses = |run: &mut TrainingRun| {
+        (0..2)
+            .map(|_| match block_on(run.advance()).unwrap() {
+                Some(Progress::Step(step)) => step.loss,
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<f32>>()
+    };
+    // A run with another seed: other initial weights, saved before it trains.
+    let other = TrainingRun::new(TrainConfig { seed: 7, ..config.clone() }, train_split(), test_split(), &Device::flex()).unwrap();
+    let saved = weights::save(&block_on(weights::to_cpu(&other.model().valid())).unwrap(), 32, &[]).unwrap();
+    let mut reference = other;
+    let reference_losses = first_losses(&mut reference);
+
+    // The same weights loaded from the file, in a run with the same seed (so the same shuffle),
+    // match the original step for step: the loaded weights are the ones trained, and their
+    // gradients flow.
+    let (model, _) = weights::load(&saved, &Device::flex()).unwrap();
+    let mut resumed = TrainingRun::new(TrainConfig { seed: 7, ..config.clone() }, train_split(), test_split(), &Device::flex())
+        .unwrap()
+        .starting_from(model);
+    assert_eq!(first_losses(&mut resumed), reference_losses);
+    let fresh = first_losses(&mut TrainingRun::new(config, train_split(), test_split(), &Device::flex()).unwrap());
+    assert_ne!(fresh, reference_losses, "a run from other weights starts elsewhere");
+}

@@ -31,15 +31,17 @@ mod native {
     use googlenet_web::train::{Progress, TrainConfig, TrainingRun};
 
     const USAGE: &str = "usage: train --data DIR [--out FILE] [--epochs N] [--batch-size N] [--lr X] [--input-size N]
-             [--train-images N] [--test-images N] [--seed N] [--device auto|wgpu|cpu]
+             [--train-images N] [--test-images N] [--seed N] [--device auto|wgpu|cpu] [--init FILE]
 
   DIR holds the four Fashion-MNIST files (gzipped or raw), e.g. /usr/share/datasets/fashion-mnist.
   Defaults are the seed's: 5 epochs, batch 128, lr 0.05, 96×96, all 60,000 / 10,000 images.
-  FILE (default googlenet-fashion-mnist.safetensors) is rewritten after every epoch.";
+  --out FILE (default googlenet-fashion-mnist.safetensors) is rewritten after every epoch.
+  --init FILE goes on training the weights in FILE (e.g. downloaded from the page).";
 
     struct Options {
         data: PathBuf,
         out: PathBuf,
+        init: Option<PathBuf>,
         config: TrainConfig,
         device: BackendPreference,
     }
@@ -47,6 +49,7 @@ mod native {
     fn parse(args: Vec<String>) -> Result<Options, String> {
         let mut config = TrainConfig::default();
         let (mut data, mut out, mut device) = (None, PathBuf::from("googlenet-fashion-mnist.safetensors"), BackendPreference::Auto);
+        let mut init = None;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -57,6 +60,7 @@ mod native {
             match flag.as_str() {
                 "--data" => data = Some(PathBuf::from(value)),
                 "--out" => out = PathBuf::from(value),
+                "--init" => init = Some(PathBuf::from(value)),
                 "--epochs" => config.epochs = number(&value)?,
                 "--batch-size" => config.batch_size = number(&value)?,
                 "--input-size" => config.input_size = number(&value)?,
@@ -71,7 +75,7 @@ mod native {
             }
         }
         config.validate().map_err(|error| error.to_string())?;
-        Ok(Options { data: data.ok_or(USAGE)?, out, config, device })
+        Ok(Options { data: data.ok_or(USAGE)?, out, init, config, device })
     }
 
     /// Reads a split's images and labels, whichever of the usual names (gzipped or not) is there.
@@ -96,6 +100,18 @@ mod native {
         println!("{}", engine.summary().replace("WebGPU", "wgpu"));
         let config = options.config.clone();
         let mut run = TrainingRun::new(config.clone(), train, test, &engine.device).map_err(|error| error.to_string())?;
+        // Epochs the initial weights had already had, for the file's metadata.
+        let mut earlier_epochs = 0;
+        if let Some(path) = &options.init {
+            let bytes = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+            let (model, info) = weights::load(&bytes, &engine.device).map_err(|error| format!("{}: {error}", path.display()))?;
+            if info.input_size != config.input_size {
+                println!("note: {} was trained at {}×{}; going on at {}×{}", path.display(), info.input_size, info.input_size, config.input_size, config.input_size);
+            }
+            earlier_epochs = info.metadata.get("epochs").and_then(|text| text.parse().ok()).unwrap_or(0);
+            run = run.starting_from(model);
+            println!("starting from {}", path.display());
+        }
         let (train_size, test_size) = run.sizes();
         println!(
             "GoogLeNet, {train_size} training / {test_size} test images at {side}×{side}, batch {}, lr {}, {} epochs, seed {}",
@@ -141,7 +157,7 @@ mod native {
                     );
                     let notes = [
                         ("app", "googlenet-web train (native)".to_owned()),
-                        ("epochs", report.epoch.to_string()),
+                        ("epochs", (earlier_epochs + report.epoch).to_string()),
                         ("test_accuracy", format!("{:.4}", report.test_accuracy)),
                     ];
                     let cpu = block_on(weights::to_cpu(&run.model().valid())).map_err(|error| error.to_string())?;

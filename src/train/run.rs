@@ -3,7 +3,7 @@
 //! trainer) can pause, stop or report between units. Values are read back from the device
 //! with `into_data_async` only, once per unit: a synchronous read panics in a browser.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,22 @@ impl TrainingRun {
 
     pub fn is_finished(&self) -> bool {
         self.epoch >= self.config.epochs
+    }
+
+    /// Trains `model`'s weights (from a file, or an earlier run) instead of fresh ones; the
+    /// settings, the shuffle and the optimiser are this run's. `model` is on the device the run
+    /// was made for.
+    pub fn starting_from(mut self, model: GoogLeNet) -> Self {
+        /// Makes every weight a tracked leaf of the autodiff graph, as a fresh init would.
+        struct Trainable;
+        impl ModuleMapper for Trainable {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (id, tensor, mapper) = param.consume();
+                Param::from_mapped_value(id, tensor.autodiff().require_grad(), mapper)
+            }
+        }
+        self.model = Some(model.map(&mut Trainable));
+        self
     }
 
     /// The model as trained so far (on the autodiff device).

@@ -97,8 +97,9 @@ def shot(name, css=None):
     print(f"  screenshot {path}")
 
 
-def draw(strokes):
-    """Each stroke is a list of (x, y) in pad pixels (0..280), drawn with the mouse."""
+def draw(strokes, pointer="mouse"):
+    """Each stroke is a list of (x, y) in pad pixels (0..280), drawn with `pointer`: mouse,
+    touch or pen."""
     pad = element("canvas.drawing-pad")
     js("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT: pad})
     size = js("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", {ELEMENT: pad})
@@ -111,7 +112,7 @@ def draw(strokes):
         for point in stroke[1:]:
             actions.append({"type": "pointerMove", "duration": 30, **at(*point)})
         actions.append({"type": "pointerUp", "button": 0})
-    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": actions}]})
+    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "pointer", "id": pointer, "parameters": {"pointerType": pointer}, "actions": actions}]})
 
 
 def prediction():
@@ -189,9 +190,20 @@ try:
     req("POST", f"/session/{sid}/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
         {"type": "keyDown", "value": "\ue017"}, {"type": "keyUp", "value": "\ue017"}]}]})  # Delete clears
     until("the cleared pad", lambda: not prediction(), 30)
-    draw([[(70, 110), (210, 110), (210, 230), (70, 230), (70, 110)], [(110, 110), (110, 60), (170, 60), (170, 110)]])
-    print("drawn bag →", until("a prediction of the bag", prediction, 120))
+    # The bag with a finger: the page must not scroll under it.
+    scrolled = js("return window.scrollY")
+    draw([[(70, 110), (210, 110), (210, 230), (70, 230), (70, 110)], [(110, 110), (110, 60), (170, 60), (170, 110)]], "touch")
+    print("drawn bag (touch) →", until("a prediction of the bag", prediction, 120))
+    assert js("return window.scrollY") == scrolled, "the page scrolled under a finger drawing"
     shot("drawn-bag", "section.classify")
+    # Undo (Ctrl+Z) takes the handle off again; a pen adds it back.
+    js("document.querySelector('canvas.drawing-pad').focus()")
+    before_undo = js("return document.querySelector('.model-input canvas').toDataURL()")
+    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+        {"type": "keyDown", "value": "\ue009"}, {"type": "keyDown", "value": "z"}, {"type": "keyUp", "value": "z"}, {"type": "keyUp", "value": "\ue009"}]}]})
+    until("the undone stroke", lambda: js("const c = document.querySelector('.model-input canvas'); return c && c.toDataURL()") != before_undo, 30)
+    draw([[(110, 110), (110, 60), (170, 60), (170, 110)]], "pen")
+    until("the pen stroke", lambda: js("const c = document.querySelector('.model-input canvas'); return c && c.toDataURL()") == before_undo, 30)
 
     click_text("A test image")
     until("a test image's prediction", lambda: "Test image #" in text() and prediction(), 120)

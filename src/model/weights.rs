@@ -25,7 +25,7 @@ pub const INPUT_SIZE_KEY: &str = "input_size";
 /// Why a weights file was refused. The model in use is never touched by a refused file.
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum WeightsError {
-    #[error("the file is empty")]
+    #[error("the weights file is empty")]
     Empty,
     #[error("the file is cut short ({0}): it was not saved or downloaded completely")]
     Truncated(String),
@@ -129,10 +129,11 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<(GoogLeNet, WeightsInfo), W
     if let Some(error) = result.errors.first() {
         return Err(WeightsError::OtherModel(match error {
             burn_store::ApplyError::ShapeMismatch { path, expected, found } => format!(
-                "`{path}` has shape {:?} in the file where this GoogLeNet needs {:?} ({} of its tensors do not fit)",
+                "`{path}` has shape {:?} in the file where this GoogLeNet needs {:?} ({} of its tensors {} not fit)",
                 found.as_slice(),
                 expected.as_slice(),
-                result.errors.len()
+                result.errors.len(),
+                if result.errors.len() == 1 { "does" } else { "do" }
             ),
             other => other.to_string(),
         }));
@@ -161,6 +162,18 @@ fn check_container(bytes: &[u8]) -> Result<BTreeMap<String, String>, WeightsErro
     if bytes.is_empty() {
         return Err(WeightsError::Empty);
     }
+    // Files a user may pick by mistake, named for what they are.
+    let known = [
+        (&b"\x89PNG"[..], "it is a PNG image"),
+        (&b"\xff\xd8\xff"[..], "it is a JPEG image"),
+        (&b"\x1f\x8b"[..], "it is gzip data (a Fashion-MNIST file?)"),
+        (&[0, 0, 8, 3][..], "it is a Fashion-MNIST image file"),
+        (&[0, 0, 8, 1][..], "it is a Fashion-MNIST label file"),
+        (&b"PK\x03\x04"[..], "it is a zip archive (a PyTorch .pt file?)"),
+    ];
+    if let Some((_, what)) = known.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        return Err(WeightsError::NotWeights((*what).to_owned()));
+    }
     match safetensors::SafeTensors::read_metadata(bytes) {
         Ok((_, metadata)) if metadata.tensors().is_empty() => Err(WeightsError::OtherModel("the file holds no tensors".into())),
         Ok((_, metadata)) => Ok(metadata.metadata().clone().unwrap_or_default().into_iter().collect()),
@@ -176,7 +189,11 @@ fn check_container(bytes: &[u8]) -> Result<BTreeMap<String, String>, WeightsErro
             Some(expected) => Err(WeightsError::NotWeights(format!("{} bytes follow the tensor data", bytes.len() - expected))),
             None => Err(WeightsError::NotWeights("its header does not match its length".into())),
         },
-        Err(error) => Err(WeightsError::NotWeights(error.to_string())),
+        Err(SafeTensorError::HeaderTooLarge) => {
+            let declared = u64::from_le_bytes(bytes[..8].try_into().expect("longer than 8 bytes"));
+            Err(WeightsError::NotWeights(format!("its first 8 bytes announce a header of {declared} bytes, which no weights file has")))
+        }
+        Err(error) => Err(WeightsError::NotWeights(format!("its header is not readable ({error})"))),
     }
 }
 

@@ -88,3 +88,22 @@ fn the_architecture_view_reads_shapes_and_params_from_the_model() {
     assert_eq!(inceptions[0].branches[2].output, [1, 32, 12, 12]);
     assert_eq!(view.blocks[0].layers, ["7×7 conv 64 /2, ReLU", "3×3 max-pool /2"]);
 }
+
+#[test]
+fn activation_maps_are_the_branch_outputs_of_each_inception_block() {
+    let (model, device) = model();
+    let input = Tensor::<4>::random([1, 1, 96, 96], Distribution::Default, &device);
+    let expected = common::inception_shapes(|side| side);
+    for (index, (branch_shapes, concat)) in expected.iter().enumerate() {
+        let branches = model.inception_branches(input.clone(), index).expect("nine blocks");
+        assert_eq!(branches.iter().map(Tensor::dims).collect::<Vec<_>>(), *branch_shapes, "block {}", common::INCEPTIONS_96[index].0);
+        // Concatenated they are the block's output: for 5b, what the global pool averages.
+        if index == 8 {
+            let pooled: Vec<f32> = Tensor::cat(branches, 1).mean_dim(3).mean_dim(2).into_data().try_to_vec().unwrap();
+            assert_eq!(pooled.len(), concat[1]);
+            assert!(pooled.iter().all(|v| v.is_finite() && *v >= 0.0), "ReLU outputs");
+        }
+    }
+    assert!(model.inception_branches(input, 9).is_none());
+    assert_eq!(model.stem_filters().dims(), [64, 1, 7, 7]);
+}

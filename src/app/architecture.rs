@@ -5,6 +5,8 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
+use super::inside::INCEPTION_NAMES;
+use super::session::Session;
 use crate::architecture::{format_count, format_shape, Architecture, BlockView, InceptionView};
 use crate::engine::Engine;
 use crate::model::{GoogLeNet, GoogLeNetConfig};
@@ -117,6 +119,17 @@ fn Block(block: BlockView) -> impl IntoView {
 fn Inception(inception: InceptionView) -> impl IntoView {
     let InceptionView { name, input, branches, concat, params } = inception;
     let title = format!("Inception {name}");
+    // A click on a branch opens the block's activation maps (when the page has a session).
+    let index = INCEPTION_NAMES.iter().position(|known| *known == name);
+    let open_maps = move |_| {
+        if let (Some(session), Some(index)) = (use_context::<Session>(), index) {
+            session.inspected.set(index);
+            let inside = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("inside"));
+            if let Some(inside) = inside {
+                inside.scroll_into_view();
+            }
+        }
+    };
     view! {
         <div class="inception" data-inception=name>
             <div class="inception-head">
@@ -126,7 +139,7 @@ fn Inception(inception: InceptionView) -> impl IntoView {
             </div>
             <div class="branches">
                 {branches.into_iter().enumerate().map(|(i, branch)| view! {
-                    <div class="branch">
+                    <div class="branch" title="Show this block's activation maps" on:click=open_maps>
                         <div class="branch-name">{format!("branch {}", i + 1)}</div>
                         <ol class="branch-layers">
                             {branch.layers.into_iter().map(|layer| view! { <li>{layer}</li> }).collect_view()}

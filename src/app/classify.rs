@@ -34,7 +34,7 @@ enum Source {
 
 #[component]
 pub fn ClassifyPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoView {
-    let frame = RwSignal::new(None::<Vec<u8>>);
+    let frame = session.frame;
     let source = RwSignal::new(Source::Drawing);
     let error = RwSignal::new(None::<String>);
 

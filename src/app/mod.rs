@@ -5,6 +5,7 @@ mod backend;
 mod chart;
 mod classify;
 mod dataset;
+mod inside;
 mod session;
 mod storage;
 mod training;
@@ -16,6 +17,7 @@ use architecture::ArchitectureView;
 use backend::{BackendPicker, EngineStatus};
 use classify::ClassifyPanel;
 use dataset::DatasetPanel;
+use inside::InsidePanel;
 use session::Session;
 use training::TrainingPanel;
 use crate::data::Loader;
@@ -29,6 +31,7 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
     let loader = RwSignal::new(Loader::default());
     // The worker that owns the model, shared by training and classifying.
     let session = Session::new(preference);
+    provide_context(session);
 
     view! {
         <header class="masthead">
@@ -42,7 +45,8 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
             <a href="#data">"1 · Data"</a>
             <a href="#train">"2 · Train"</a>
             <a href="#classify">"3 · Classify"</a>
-            <a href="#network">"4 · Network"</a>
+            <a href="#inside">"4 · Inside"</a>
+            <a href="#network">"5 · Network"</a>
         </nav>
         <main>
             <BackendPicker preference />
@@ -52,6 +56,7 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
             <DatasetPanel loader />
             <TrainingPanel loader session />
             <ClassifyPanel loader session />
+            <InsidePanel session />
             <Suspense fallback=|| ()>
                 {move || engine.get().map(|engine| view! { <ArchitectureView engine /> })}
             </Suspense>

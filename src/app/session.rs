@@ -12,7 +12,7 @@ use super::storage;
 use crate::data::Split;
 use crate::engine::BackendPreference;
 use crate::infer::Prediction;
-use crate::train::{Command, ModelInfo, ModelOrigin, TrainConfig, TrainingProgress, Update, WeightsPurpose};
+use crate::train::{Command, FeatureMaps, ModelInfo, ModelOrigin, TrainConfig, TrainingProgress, Update, WeightsPurpose};
 use crate::worker::TrainerWorker;
 
 /// A prediction and how long the worker took for it.
@@ -46,6 +46,17 @@ pub struct Session {
     pub weights_note: RwSignal<Option<(String, bool)>>,
     /// The restored autosave's description, while the page offers to discard it.
     pub restored: RwSignal<Option<String>>,
+    /// The 28×28 picture on show in *Classify*, which *Inside the network* looks at too.
+    pub frame: RwSignal<Option<Vec<u8>>>,
+    /// The Inception block (0 = 3a … 8 = 5b) whose activation maps are shown.
+    pub inspected: RwSignal<usize>,
+    /// The latest maps: the block, and the first channels of each branch.
+    pub activations: RwSignal<Option<(usize, Vec<FeatureMaps>)>>,
+    /// The stem's 7×7 filters, `[64, 1, 7, 7]` back to back.
+    pub filters: RwSignal<Option<Vec<f32>>>,
+    pub inside_error: RwSignal<Option<String>>,
+    /// The id of the latest `Activations` request: older answers are dropped.
+    latest_inside: StoredValue<u64>,
 }
 
 impl Session {
@@ -60,6 +71,12 @@ impl Session {
             prediction: RwSignal::new(None),
             weights_note: RwSignal::new(None),
             restored: RwSignal::new(None),
+            frame: RwSignal::new(None),
+            inspected: RwSignal::new(0),
+            activations: RwSignal::new(None),
+            filters: RwSignal::new(None),
+            inside_error: RwSignal::new(None),
+            latest_inside: StoredValue::new(0),
         };
         leptos::task::spawn_local(async move { session.restore().await });
         session
@@ -130,6 +147,17 @@ impl Session {
         }
     }
 
+    /// Asks for the first `channels` maps of every branch of Inception block `block` for `frame`.
+    pub fn request_activations(&self, frame: Vec<u8>, block: usize, channels: usize) {
+        self.latest_inside.update_value(|id| *id += 1);
+        let id = self.latest_inside.get_value();
+        self.send(Command::Activations { id, frame, block, channels, backend: self.preference.get_untracked() });
+    }
+
+    pub fn request_filters(&self) {
+        self.send(Command::Filters { backend: self.preference.get_untracked() });
+    }
+
     /// Drops the restored autosave: from storage and as the model in use.
     pub fn discard_autosave(&self) {
         let session = *self;
@@ -170,7 +198,11 @@ impl Session {
         match update {
             Update::Model { info } => {
                 match &info {
-                    None => self.prediction.set(None),
+                    None => {
+                        self.prediction.set(None);
+                        self.activations.set(None);
+                        self.filters.set(None);
+                    }
                     Some(ModelInfo { origin: ModelOrigin::File { name }, .. }) => {
                         self.weights_note.set(Some((format!("Loaded {name}."), false)));
                     }
@@ -223,6 +255,14 @@ impl Session {
                 (_, None) => self.weights_note.set(Some(("the worker sent no weights file".into(), true))),
             },
             Update::WeightsFailed { message } => self.weights_note.set(Some((message, true))),
+            Update::Activations { id, block, branches } => {
+                if id == self.latest_inside.get_value() {
+                    self.inside_error.set(None);
+                    self.activations.set(Some((block, branches)));
+                }
+            }
+            Update::Filters { values } => self.filters.set(Some(values)),
+            Update::InsideFailed { message } => self.inside_error.set(Some(message)),
             update => self.progress.update(|progress| progress.apply(update)),
         }
     }

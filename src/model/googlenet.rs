@@ -114,6 +114,34 @@ impl GoogLeNet {
         (logits, trace)
     }
 
+    /// The four branch outputs of Inception block `index` (0 = 3a, 1 = 3b, 2 = 4a … 8 = 5b):
+    /// what the page draws as activation maps. Only the blocks up to it run. `None` past 5b.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: four `[batch, c_i, h, w]`, as in [`ForwardTrace`]'s branches
+    pub fn inception_branches(&self, input: Tensor<4>, index: usize) -> Option<Vec<Tensor<4>>> {
+        let mut x = self.b2.forward(self.b1.forward(input));
+        let mut index = index;
+        for stage in [&self.b3, &self.b4, &self.b5] {
+            if let Some(block) = stage.blocks.get(index) {
+                let x = stage.blocks[..index].iter().fold(x, |x, block| block.forward(x));
+                return Some(block.forward_branches(x));
+            }
+            index -= stage.blocks.len();
+            x = stage.forward(x);
+        }
+        None
+    }
+
+    /// The stem's 64 7×7 filters, the first layer of b1.
+    ///
+    /// # Shapes
+    /// - output: `[64, in_channels, 7, 7]`
+    pub fn stem_filters(&self) -> Tensor<4> {
+        self.b1.convs[0].conv.weight.val()
+    }
+
     /// Parameters of b1..b5 and the dense head, in [`BLOCK_NAMES`] order.
     pub fn block_params(&self) -> [usize; 6] {
         [

@@ -15,6 +15,6 @@ pub use config::{
 };
 pub use metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};
 pub use progress::{format_duration, FrameGapMeter, Phase, TrainingProgress};
-pub use protocol::{Command, ModelInfo, ModelOrigin, Update, WeightsPurpose};
+pub use protocol::{Command, FeatureMaps, ModelInfo, ModelOrigin, Update, WeightsPurpose};
 pub use run::{EpochReport, Progress, StepReport, TrainError, TrainingRun, MISTAKES_KEPT};
 pub use step::{StepOutput, TrainStep};

@@ -86,7 +86,10 @@ impl TrainingProgress {
             | Update::Predictions { .. }
             | Update::ClassifyFailed { .. }
             | Update::Weights { .. }
-            | Update::WeightsFailed { .. } => {}
+            | Update::WeightsFailed { .. }
+            | Update::Activations { .. }
+            | Update::Filters { .. }
+            | Update::InsideFailed { .. } => {}
         }
     }
 

@@ -25,6 +25,20 @@ pub enum Command {
     LoadWeights { origin: ModelOrigin, backend: BackendPreference },
     /// Forget the model: back to no trained model.
     ResetModel,
+    /// The first `channels` feature maps of each branch of Inception block `block` (0 = 3a …
+    /// 8 = 5b) for one 28×28 frame; answered by `Activations`.
+    Activations { id: u64, frame: Vec<u8>, block: usize, channels: usize, backend: BackendPreference },
+    /// The stem's 7×7 filters; answered by `Filters`.
+    Filters { backend: BackendPreference },
+}
+
+/// One branch's feature maps, as read back for the page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureMaps {
+    /// The branch output's full shape, `[1, channels, height, width]`.
+    pub shape: [usize; 4],
+    /// The first channels' maps, each `height × width`, back to back.
+    pub values: Vec<f32>,
 }
 
 /// Why a weights file is wanted.
@@ -103,6 +117,12 @@ pub enum Update {
     Weights { purpose: WeightsPurpose, info: ModelInfo },
     /// A weights file was refused (or could not be written); the model in use is unchanged.
     WeightsFailed { message: String },
+    /// The feature maps of `Activations` `id`, one entry per branch.
+    Activations { id: u64, block: usize, branches: Vec<FeatureMaps> },
+    /// The stem's filters, `[64, 1, 7, 7]` back to back.
+    Filters { values: Vec<f32> },
+    /// `Activations` or `Filters` could not be answered.
+    InsideFailed { message: String },
 }
 
 // `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a

@@ -18,7 +18,8 @@ use crate::engine::{self, BackendPreference};
 use crate::infer;
 use crate::model::weights;
 use crate::model::GoogLeNet;
-use crate::train::{Command, ModelInfo, ModelOrigin, Progress, TrainConfig, TrainingRun, Update, WeightsPurpose};
+use crate::train::{Command, FeatureMaps, ModelInfo, ModelOrigin, Progress, TrainConfig, TrainingRun, Update, WeightsPurpose};
+use burn::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Control {
@@ -89,6 +90,10 @@ fn handle(host: &Rc<Host>, data: JsValue) {
                 .unwrap_or_default();
             wasm_bindgen_futures::spawn_local(load_weights(host.clone(), bytes, origin, backend));
         }
+        Command::Activations { id, frame, block, channels, backend } => {
+            wasm_bindgen_futures::spawn_local(activations(host.clone(), id, frame, block, channels, backend));
+        }
+        Command::Filters { backend } => wasm_bindgen_futures::spawn_local(filters(host.clone(), backend)),
         Command::ResetModel => {
             host.model.replace(None);
             post(&Update::Model { info: None });
@@ -123,6 +128,59 @@ async fn classify(host: Rc<Host>, id: u64, frames: Vec<u8>, backend: BackendPref
         },
         Err(message) => Update::ClassifyFailed { id, message },
     });
+}
+
+async fn activations(host: Rc<Host>, id: u64, frame: Vec<u8>, block: usize, channels: usize, backend: BackendPreference) {
+    let result = async {
+        let (model, info, device) = model_on(&host, backend).await?;
+        let input = crate::data::images_to_input(&frame, info.input_size, &device);
+        let branches = model.inception_branches(input, block).ok_or(format!("there is no Inception block {block}"))?;
+        let shapes: Vec<[usize; 4]> = branches.iter().map(Tensor::dims).collect();
+        // The first channels of every branch, in one readback.
+        let firsts: Vec<Tensor<1>> = branches
+            .into_iter()
+            .map(|branch| {
+                let [_, c, h, w] = branch.dims();
+                branch.slice([0..1, 0..channels.min(c), 0..h, 0..w]).flatten(0, 3)
+            })
+            .collect();
+        let values = read_floats(Tensor::cat(firsts, 0)).await?;
+        let mut offset = 0;
+        let branches = shapes
+            .into_iter()
+            .map(|shape| {
+                let len = channels.min(shape[1]) * shape[2] * shape[3];
+                offset += len;
+                FeatureMaps { shape, values: values[offset - len..offset].to_vec() }
+            })
+            .collect();
+        Ok::<_, String>(branches)
+    }
+    .await;
+    post(&match result {
+        Ok(branches) => Update::Activations { id, block, branches },
+        Err(message) => Update::InsideFailed { message },
+    });
+}
+
+async fn filters(host: Rc<Host>, backend: BackendPreference) {
+    let result = match model_on(&host, backend).await {
+        Ok((model, _, _)) => read_floats(model.stem_filters().flatten(0, 3)).await,
+        Err(message) => Err(message),
+    };
+    post(&match result {
+        Ok(values) => Update::Filters { values },
+        Err(message) => Update::InsideFailed { message },
+    });
+}
+
+async fn read_floats(tensor: Tensor<1>) -> Result<Vec<f32>, String> {
+    tensor
+        .into_data_async()
+        .await
+        .map_err(|error| format!("could not read the maps back: {error:?}"))?
+        .try_into_vec::<f32>()
+        .map_err(|error| format!("unexpected data: {error:?}"))
 }
 
 async fn save_weights(host: Rc<Host>, purpose: WeightsPurpose) {

@@ -61,14 +61,20 @@ def element(css):
     return found[0][ELEMENT]
 
 
+def click_element(id):
+    # Centred first: the sticky section bar must not be over it.
+    js("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT: id})
+    req("POST", f"/session/{sid}/element/{id}/click", {})
+
+
 def click(css):
-    req("POST", f"/session/{sid}/element/{element(css)}/click", {})
+    click_element(element(css))
 
 
 def click_text(text):
     xpath = f"//button[normalize-space(.)={json.dumps(text)}]"
     found = until(text, lambda: req("POST", f"/session/{sid}/elements", {"using": "xpath", "value": xpath}))
-    req("POST", f"/session/{sid}/element/{found[0][ELEMENT]}/click", {})
+    click_element(found[0][ELEMENT])
 
 
 def upload(css, files):
@@ -209,6 +215,13 @@ try:
     until("a test image's prediction", lambda: "Test image #" in text() and prediction(), 120)
     print("test image:", js("return document.querySelector('.frame-source').innerText"), "→", prediction())
     shot("test-image", "section.classify")
+
+    # Inside the network: a click on a branch of 4a in the architecture view opens its maps.
+    click('[data-inception="4a"] .branch')
+    until("the maps of 4a", lambda: js("return document.querySelectorAll('.branch-maps canvas').length") == 4
+          and "Inception 4a" in text() and js("return !!document.querySelector('.stem-filters canvas')"), 120)
+    print("inside 4a:", js("return [...document.querySelectorAll('.branch-maps figcaption')].map(f => f.innerText).join(' | ')"))
+    shot("inside", "section.inside")
 
     click_text("Download weights")
     saved = until("the downloaded weights", lambda: [f for f in glob.glob(os.path.join(downloads, "*.safetensors"))], 120)[0]

@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::io::Write;
-
 use burn::tensor::Device;
-use flate2::{write::GzEncoder, Compression};
 use googlenet_web::data::{Loader, SplitName, MAX_DECODED_BYTES};
 use googlenet_web::model::{weights, GoogLeNetConfig};
 
@@ -18,34 +15,12 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/{name}", common::FASHION_MNIST_DIR)).expect("run scripts/setup.sh")
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
-    std::iter::once(magic).chain(dims.iter().copied()).flat_map(u32::to_be_bytes).collect()
-}
+use common::{gzip, idx_header as header, random_bytes as random};
 
 fn images(count: u32, rows: u32, cols: u32, data: usize) -> Vec<u8> {
     let mut bytes = header(0x803, &[count, rows, cols]);
     bytes.resize(bytes.len() + data, 0);
     bytes
-}
-
-/// SplitMix64 bytes: the same "random" file every run.
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) as u8
-        })
-        .collect()
 }
 
 /// (file name, what it is, bytes) for the data drop zone.

@@ -3,10 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use googlenet_web::data::{parse_idx, IdxError, IdxKind, MAX_DECODED_BYTES};
 
 fn read(name: &str) -> Vec<u8> {
@@ -14,15 +10,7 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (run scripts/setup.sh)"))
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
-    std::iter::once(magic).chain(dims.iter().copied()).flat_map(u32::to_be_bytes).collect()
-}
+use common::{gzip, idx_header as header};
 
 #[test]
 fn reads_all_four_real_files_with_their_counts() {

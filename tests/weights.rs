@@ -88,17 +88,7 @@ fn a_file_cut_short_is_refused_as_truncated() {
 
 #[test]
 fn random_bytes_are_not_a_weights_file() {
-    // SplitMix64: the same "random" file every run.
-    let mut state = 7u64;
-    let random: Vec<u8> = (0..100_000)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) as u8
-        })
-        .collect();
+    let random = common::random_bytes(100_000, 7);
     assert!(matches!(refusal(&random), WeightsError::NotWeights(_)));
     assert!(matches!(refusal(b"abc"), WeightsError::NotWeights(_)));
     // An image, a dataset file: things a user might pick by mistake.

@@ -91,7 +91,7 @@ fn BranchMaps(index: usize, maps: FeatureMaps) -> impl IntoView {
     }
 }
 
-/// `count` maps of `side` (height, width), drawn on one canvas in a grid with 1-pixel gaps,
+/// `count` maps of `side` (height, width), drawn on one canvas in a grid with 1-pixel grey gaps,
 /// each scaled to its own range.
 #[component]
 fn Heatmaps(values: Vec<f32>, side: (usize, usize), count: usize, columns: usize, diverging: bool) -> impl IntoView {
@@ -101,7 +101,8 @@ fn Heatmaps(values: Vec<f32>, side: (usize, usize), count: usize, columns: usize
     let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         let Some(canvas) = canvas.get() else { return };
-        let mut rgba = vec![255u8; width * height * 4];
+        // Grey gaps: a map may be all white or all black.
+        let mut rgba: Vec<u8> = [150, 156, 170, 255].repeat(width * height);
         for (map, chunk) in values.chunks_exact(h * w).take(count).enumerate() {
             let (x0, y0) = ((map % columns) * (w + 1), (map / columns) * (h + 1));
             let colour = colour_map(chunk, diverging);

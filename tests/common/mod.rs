@@ -39,3 +39,31 @@ pub fn inception_shapes(side_of: impl Fn(usize) -> usize) -> Vec<(Vec<[usize; 4]
 
 /// Fashion-MNIST as Debian's dataset-fashion-mnist installs it.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// `bytes` gzipped, as Fashion-MNIST files are published.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An IDX header: the magic number, then the dimensions, all big-endian.
+pub fn idx_header(magic: u32, dims: &[u32]) -> Vec<u8> {
+    std::iter::once(magic).chain(dims.iter().copied()).flat_map(u32::to_be_bytes).collect()
+}
+
+/// SplitMix64 bytes: the same "random" file for the same seed, every run.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}

@@ -7,8 +7,15 @@
 
 use std::fmt;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+
+/// Reads a float tensor back from its device, asynchronously: a synchronous read panics on
+/// WebGPU in a browser. Every readback of the app goes through here.
+pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, String> {
+    let data = tensor.into_data_async().await.map_err(|error| format!("{error:?}"))?;
+    data.try_to_vec_as::<f32>().map_err(|error| format!("{error:?}"))
+}
 
 /// What the user (or a test) asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

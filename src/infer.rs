@@ -9,6 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::Device;
 
 use crate::data::{images_to_input, CLASS_NAMES, IMAGE_SIDE};
+use crate::engine::read_floats;
 use crate::model::GoogLeNet;
 
 /// Pixels in a 28×28 frame.
@@ -154,12 +155,8 @@ pub async fn classify(model: &GoogLeNet, input_size: usize, frames: &[u8], devic
         return Err(format!("{} bytes are not whole 28×28 images", frames.len()));
     }
     let logits = model.forward(images_to_input(frames, input_size, device));
-    let values = softmax(logits, 1)
-        .into_data_async()
-        .await
-        .map_err(|error| format!("could not read the prediction back: {error:?}"))?
-        .try_into_vec::<f32>()
-        .map_err(|error| format!("unexpected prediction data: {error:?}"))?;
+    let values = read_floats(softmax(logits, 1)).await.map_err(|error| format!("could not read the prediction back: {error}"))?;
+    // `chunks_exact(10)` yields slices of exactly ten: the conversion cannot fail.
     Ok(values
         .chunks_exact(10)
         .map(|row| Prediction { probabilities: row.try_into().expect("chunks of ten") })

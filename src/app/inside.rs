@@ -18,22 +18,43 @@ const COLUMNS: usize = 4;
 
 #[component]
 pub fn InsidePanel(session: Session) -> impl IntoView {
-    // The maps follow the picture, the block and the model.
+    // Nothing is computed for a section nobody sees: while drawing, the worker's time goes to
+    // the prediction.
+    let section = NodeRef::<leptos::html::Section>::new();
+    let on_screen = RwSignal::new(false);
+    let check = move || {
+        let (Some(section), Some(window)) = (section.get_untracked(), web_sys::window()) else { return };
+        let rect = section.get_bounding_client_rect();
+        let height = window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
+        let visible = rect.bottom() > 0.0 && rect.top() < height;
+        if on_screen.get_untracked() != visible {
+            on_screen.set(visible);
+        }
+    };
+    // The panel lives as long as the page: its listeners need no removal.
+    let _ = window_event_listener(leptos::ev::scroll, move |_| check());
+    let _ = window_event_listener(leptos::ev::resize, move |_| check());
+    Effect::new(move |_| {
+        section.track();
+        check();
+    });
+
+    // The maps follow the picture, the block and the model, while on screen.
     Effect::new(move |_| {
         let block = session.inspected.get();
         let has_model = session.model.with(Option::is_some);
-        if let (true, Some(frame)) = (has_model, session.frame.get()) {
+        if let (true, true, Some(frame)) = (on_screen.get(), has_model, session.frame.get()) {
             session.request_activations(frame, block, CHANNELS);
         }
     });
     Effect::new(move |_| {
-        if session.model.with(Option::is_some) {
+        if on_screen.get() && session.model.with(Option::is_some) && session.filters.with_untracked(Option::is_none) {
             session.request_filters();
         }
     });
 
     view! {
-        <section class="inside" id="inside">
+        <section class="inside" id="inside" node_ref=section>
             <h2>"Inside the network"</h2>
             <p class="lede">
                 "What each branch of an Inception block makes of the picture in " <a href="#classify">"3 · Classify"</a>

@@ -197,11 +197,12 @@ impl Session {
     fn receive(&self, update: Update, weights: Option<Uint8Array>) {
         match update {
             Update::Model { info } => {
+                // Another model: its filters are read afresh when shown.
+                self.filters.set(None);
                 match &info {
                     None => {
                         self.prediction.set(None);
                         self.activations.set(None);
-                        self.filters.set(None);
                     }
                     Some(ModelInfo { origin: ModelOrigin::File { name }, .. }) => {
                         self.weights_note.set(Some((format!("Loaded {name}."), false)));

@@ -82,12 +82,7 @@ pub async fn to_cpu(model: &GoogLeNet) -> Result<GoogLeNet, WeightsError> {
     let mut flatten = Flatten::default();
     model.visit(&mut flatten);
     let all = Tensor::cat(flatten.tensors, 0);
-    let values = all
-        .into_data_async()
-        .await
-        .map_err(|error| WeightsError::Readback(format!("{error:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|error| WeightsError::Readback(format!("{error:?}")))?;
+    let values = crate::engine::read_floats(all).await.map_err(WeightsError::Readback)?;
     let cpu = Device::flex();
     let config = GoogLeNetConfig::new();
     let mut refill = Refill { values, offset: 0, device: cpu.clone() };
@@ -117,7 +112,7 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<(GoogLeNet, WeightsInfo), W
         Some(text) => text
             .parse::<usize>()
             .ok()
-            .filter(|size| (16..=512).contains(size))
+            .filter(|size| crate::train::INPUT_SIZES.contains(size))
             .ok_or_else(|| WeightsError::OtherModel(format!("its input size \"{text}\" is not a usable image side")))?,
         None => GoogLeNetConfig::new().input_size,
     };
@@ -190,6 +185,7 @@ fn check_container(bytes: &[u8]) -> Result<BTreeMap<String, String>, WeightsErro
             None => Err(WeightsError::NotWeights("its header does not match its length".into())),
         },
         Err(SafeTensorError::HeaderTooLarge) => {
+            // The header length was read to get this far: there are 8 bytes.
             let declared = u64::from_le_bytes(bytes[..8].try_into().expect("longer than 8 bytes"));
             Err(WeightsError::NotWeights(format!("its first 8 bytes announce a header of {declared} bytes, which no weights file has")))
         }

@@ -278,6 +278,5 @@ impl TrainingRun {
 }
 
 async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
-    let data = tensor.into_data_async().await.map_err(|error| TrainError::Readback(format!("{error:?}")))?;
-    data.try_to_vec_as::<f32>().map_err(|error| TrainError::Readback(format!("{error:?}")))
+    crate::engine::read_floats(tensor).await.map_err(TrainError::Readback)
 }

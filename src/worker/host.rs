@@ -36,6 +36,20 @@ struct Host {
     /// The model the page classifies with: the running training's latest epoch, the last
     /// run's (what it learned survives a stop or a failure), or a loaded file's.
     model: RefCell<Option<(GoogLeNet, ModelInfo)>>,
+    /// The device last started, for the preference it was started for: asking the browser for
+    /// an adapter on every classification would cost each one a round trip.
+    engine: RefCell<Option<(BackendPreference, engine::Engine)>>,
+}
+
+impl Host {
+    async fn engine(&self, preference: BackendPreference) -> engine::Engine {
+        if let Some((_, engine)) = self.engine.borrow().as_ref().filter(|(started_for, _)| *started_for == preference) {
+            return engine.clone();
+        }
+        let engine = engine::start(preference).await;
+        self.engine.replace(Some((preference, engine.clone())));
+        engine
+    }
 }
 
 thread_local! {
@@ -104,7 +118,7 @@ fn handle(host: &Rc<Host>, data: JsValue) {
 /// The model for inference, on the device `backend` asks for (moved there if it is elsewhere).
 async fn model_on(host: &Host, backend: BackendPreference) -> Result<(GoogLeNet, ModelInfo, burn::tensor::Device), String> {
     let (model, info) = host.model.borrow().clone().ok_or("there is no trained model yet")?;
-    let device = engine::start(backend).await.device;
+    let device = host.engine(backend).await.device;
     if model.devices().first() == Some(&device) {
         return Ok((model, info, device));
     }
@@ -144,7 +158,7 @@ async fn activations(host: Rc<Host>, id: u64, frame: Vec<u8>, block: usize, chan
                 branch.slice([0..1, 0..channels.min(c), 0..h, 0..w]).flatten(0, 3)
             })
             .collect();
-        let values = read_floats(Tensor::cat(firsts, 0)).await?;
+        let values = engine::read_floats(Tensor::cat(firsts, 0)).await.map_err(|error| format!("could not read the maps back: {error}"))?;
         let mut offset = 0;
         let branches = shapes
             .into_iter()
@@ -165,22 +179,13 @@ async fn activations(host: Rc<Host>, id: u64, frame: Vec<u8>, block: usize, chan
 
 async fn filters(host: Rc<Host>, backend: BackendPreference) {
     let result = match model_on(&host, backend).await {
-        Ok((model, _, _)) => read_floats(model.stem_filters().flatten(0, 3)).await,
+        Ok((model, _, _)) => engine::read_floats(model.stem_filters()).await.map_err(|error| format!("could not read the filters back: {error}")),
         Err(message) => Err(message),
     };
     post(&match result {
         Ok(values) => Update::Filters { values },
         Err(message) => Update::InsideFailed { message },
     });
-}
-
-async fn read_floats(tensor: Tensor<1>) -> Result<Vec<f32>, String> {
-    tensor
-        .into_data_async()
-        .await
-        .map_err(|error| format!("could not read the maps back: {error:?}"))?
-        .try_into_vec::<f32>()
-        .map_err(|error| format!("unexpected data: {error:?}"))
 }
 
 async fn save_weights(host: Rc<Host>, purpose: WeightsPurpose) {
@@ -198,7 +203,7 @@ async fn save_weights(host: Rc<Host>, purpose: WeightsPurpose) {
 }
 
 async fn load_weights(host: Rc<Host>, bytes: Vec<u8>, origin: ModelOrigin, backend: BackendPreference) {
-    let device = engine::start(backend).await.device;
+    let device = host.engine(backend).await.device;
     match weights::load(&bytes, &device) {
         Ok((model, file)) => {
             let note = |key: &str| file.metadata.get(key);
@@ -228,7 +233,7 @@ fn dataset(data: &JsValue, images: &str, labels: &str) -> Dataset {
 }
 
 async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPreference, train: Dataset, test: Dataset) {
-    let engine = engine::start(backend).await;
+    let engine = host.engine(backend).await;
     post(&Update::Engine { backend: engine.backend, summary: engine.summary() });
     let mut run = match TrainingRun::new(config, train, test, &engine.device) {
         Ok(run) => run,

@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Chromium leaves a ~75 MB profile in $TMPDIR for every browser it starts; keep them in one
+# folder that goes when the run ends.
+browser_tmp=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$browser_tmp"' EXIT
 
 echo "== native tests (cargo test)"
 cargo test --locked 2>&1 | tee -a "$log"
@@ -14,18 +17,18 @@ cargo test --locked 2>&1 | tee -a "$log"
 echo "== browser tests (wasm-pack test --headless --chrome)"
 # SwiftShader compiles shaders for seconds on the first step; the default 20 s is too short.
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
-wasm-pack test --headless --chrome -- --locked 2>&1 | tee -a "$log"
+TMPDIR="$browser_tmp" wasm-pack test --headless --chrome -- --locked 2>&1 | tee -a "$log"
 
 echo "== end to end (the app as built by trunk, in headless Chromium, driven like a user)"
 # A debug build: it shares its compiled dependencies with the browser tests above.
 dist=$(mktemp -d)
-trap 'rm -f "$log"; rm -rf "$dist"; [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true' EXIT
+trap 'rm -f "$log"; rm -rf "$dist" "$browser_tmp"; [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true' EXIT
 trunk build --dist "$dist" 2>&1 | tail -n 3
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >/dev/null 2>&1 &
 server=$!
 # Screenshots of every stage land in screenshots/e2e for a person to look at.
-python3 tests/e2e/session.py "http://127.0.0.1:$port/" --out screenshots/e2e 2>&1 | tee -a "$log"
+TMPDIR="$browser_tmp" python3 tests/e2e/session.py "http://127.0.0.1:$port/" --out screenshots/e2e 2>&1 | tee -a "$log"
 grep -q '^PASS: e2e session' "$log" && echo "test result: ok. 1 passed; 0 failed (end to end)" | tee -a "$log"
 
 # One closing line for all runners together.

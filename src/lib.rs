@@ -1,10 +1,11 @@
 //! GoogLeNet (D2L §5.9) trained and inspected in the browser with Burn on WebGPU.
 //!
 //! The core — [`model`], [`data`], [`train`], [`architecture`] — is DOM-free and runs on any
-//! Burn device; [`engine`] chooses that device (the only code that touches WebGPU), and
+//! Burn device, as is [`bench`], the benchmark; [`engine`] chooses that device (the only code that touches WebGPU), and
 //! `app` is the Leptos page and `worker` the Web Worker that trains.
 
 pub mod architecture;
+pub mod bench;
 pub mod data;
 pub mod engine;
 pub mod infer;

@@ -359,3 +359,55 @@ async fn real_test_images_drawn_on_a_canvas_get_the_same_predictions() {
         assert!(a.probabilities.iter().zip(&b.probabilities).all(|(x, y)| (x - y).abs() < 1e-3));
     }
 }
+
+/// A file from the crate root, as wasm-bindgen's test server serves it.
+async fn fetch_bytes(path: &str) -> Vec<u8> {
+    let response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(path)).await.expect("the test server answers");
+    let response: web_sys::Response = response.dyn_into().unwrap();
+    assert!(response.ok(), "{path}: HTTP {}; `cargo test --test native_trainer` writes it (scripts/test.sh runs it first)", response.status());
+    let buffer = JsFuture::from(response.array_buffer().unwrap()).await.unwrap();
+    Uint8Array::new(&buffer).to_vec()
+}
+
+#[wasm_bindgen_test]
+async fn native_trainer_weights_give_the_same_logits_on_webgpu() {
+    use googlenet_web::model::weights;
+    // Written by `train` natively on the CPU, with the logits the native loader got from them.
+    let file = fetch_bytes("/tests/generated/native-trainer.safetensors").await;
+    let record: serde_json::Value = serde_json::from_slice(&fetch_bytes("/tests/generated/native-trainer-logits.json").await).unwrap();
+    let native: Vec<f32> = serde_json::from_value(record["logits"].clone()).unwrap();
+    let count = native.len() / 10;
+    let frames = parse_idx(TEST_IMAGES, true).unwrap().data[..count * 784].to_vec();
+    let gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+
+    // The page's loader on WebGPU.
+    let device = webgpu().await.device;
+    let (model, info) = weights::load(&file, &device).expect("the page loads the trainer's file");
+    assert_eq!((info.input_size, count), (32, 8));
+    let browser = logits(&model, count, &device).await;
+    log(&format!("native trainer's file: largest logit gap, WebGPU vs native CPU: {:.2e}", gap(&browser, &native)));
+    assert!(gap(&browser, &native) <= 1e-3, "{browser:?} vs {native:?}");
+
+    // And through the worker, as *Load weights…* does it.
+    let heard: Heard = Rc::default();
+    let worker = TrainerWorker::spawn({
+        let heard = heard.clone();
+        move |update, _| heard.borrow_mut().push(update)
+    })
+    .expect("a worker starts");
+    let origin = ModelOrigin::File { name: "native-trainer.safetensors".into() };
+    worker.load_weights(origin, BackendPreference::WebGpu, &Uint8Array::from(&file[..]));
+    wait_for(&heard, "the loaded model", |u| matches!(u, Update::Model { .. } | Update::WeightsFailed { .. })).await;
+    assert!(matches!(heard.borrow().last(), Some(Update::Model { info: Some(info) }) if info.epochs == Some(2)), "{:?}", heard.borrow());
+    worker.send(&Command::Classify { id: 1, frames, backend: BackendPreference::WebGpu });
+    wait_for(&heard, "predictions", |u| matches!(u, Update::Predictions { .. } | Update::ClassifyFailed { .. })).await;
+    let Some(Update::Predictions { probabilities, .. }) = heard.take().pop() else { panic!("no predictions") };
+    let softmax = |row: &[f32]| {
+        let top = row.iter().cloned().fold(f32::MIN, f32::max);
+        let sum: f32 = row.iter().map(|x| (x - top).exp()).sum();
+        row.iter().map(|x| (x - top).exp() / sum).collect::<Vec<_>>()
+    };
+    let expected: Vec<f32> = native.chunks(10).flat_map(softmax).collect();
+    let got: Vec<f32> = probabilities.iter().flatten().copied().collect();
+    assert!(gap(&got, &expected) <= 1e-4, "{got:?} vs {expected:?}");
+}

@@ -2,6 +2,7 @@
 
 mod architecture;
 mod backend;
+mod benchmark;
 mod chart;
 mod classify;
 mod dataset;
@@ -15,6 +16,7 @@ use leptos::prelude::*;
 use crate::engine::{self, BackendPreference};
 use architecture::ArchitectureView;
 use backend::{BackendPicker, EngineStatus};
+use benchmark::BenchmarkPanel;
 use classify::ClassifyPanel;
 use dataset::DatasetPanel;
 use inside::InsidePanel;
@@ -47,6 +49,7 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
             <a href="#classify">"3 · Classify"</a>
             <a href="#inside">"4 · Inside"</a>
             <a href="#network">"5 · Network"</a>
+            <a href="#benchmark">"6 · Benchmark"</a>
         </nav>
         <main>
             <BackendPicker preference />
@@ -60,6 +63,7 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
             <Suspense fallback=|| ()>
                 {move || engine.get().map(|engine| view! { <ArchitectureView engine /> })}
             </Suspense>
+            <BenchmarkPanel loader session />
         </main>
     }
 }

@@ -8,7 +8,9 @@ use leptos::prelude::Update as _;
 use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Url};
 
+use super::benchmark::{self, BenchState};
 use super::storage;
+use crate::bench::BenchConfig;
 use crate::data::Split;
 use crate::engine::BackendPreference;
 use crate::infer::Prediction;
@@ -57,6 +59,11 @@ pub struct Session {
     pub inside_error: RwSignal<Option<String>>,
     /// The id of the latest `Activations` request: older answers are dropped.
     latest_inside: StoredValue<u64>,
+    pub benchmark: RwSignal<BenchState>,
+    /// When the page was ready and when it first showed a prediction, in ms from navigation
+    /// start: the benchmark's cold-start figures.
+    page_ready_ms: f64,
+    first_prediction_ms: StoredValue<Option<f64>>,
 }
 
 impl Session {
@@ -77,6 +84,9 @@ impl Session {
             filters: RwSignal::new(None),
             inside_error: RwSignal::new(None),
             latest_inside: StoredValue::new(0),
+            benchmark: RwSignal::new(BenchState::default()),
+            page_ready_ms: benchmark::now_ms(),
+            first_prediction_ms: StoredValue::new(None),
         };
         leptos::task::spawn_local(async move { session.restore().await });
         session
@@ -145,6 +155,14 @@ impl Session {
         if let Err(message) = self.with_worker(|worker| worker.load_weights(origin, backend, bytes)) {
             self.weights_note.set(Some((message, true)));
         }
+    }
+
+    /// Runs the benchmark in the worker on `sample` (real training images).
+    pub fn run_benchmark(&self, config: BenchConfig, sample: Split<'_>) -> Result<(), String> {
+        let backend = self.preference.get_untracked();
+        self.with_worker(|worker| worker.benchmark(config, backend, sample))?;
+        self.benchmark.set(BenchState { running: true, ..BenchState::default() });
+        Ok(())
     }
 
     /// Asks for the first `channels` maps of every branch of Inception block `block` for `frame`.
@@ -224,6 +242,9 @@ impl Session {
                     (id >= queue.current_from, next)
                 }).unwrap_or((false, None));
                 if current {
+                    if self.first_prediction_ms.get_value().is_none() {
+                        self.first_prediction_ms.set_value(Some(benchmark::now_ms()));
+                    }
                     if let Some(&probabilities) = probabilities.first() {
                         self.prediction.set(Some(PredictionReport { prediction: Prediction { probabilities }, milliseconds }));
                     }
@@ -264,6 +285,18 @@ impl Session {
             }
             Update::Filters { values } => self.filters.set(Some(values)),
             Update::InsideFailed { message } => self.inside_error.set(Some(message)),
+            Update::Benchmarking { stage } => self.benchmark.update(|state| state.stage = Some(stage.describe())),
+            Update::Benchmarked { report, worker_memory_bytes } => {
+                let session = *self;
+                leptos::task::spawn_local(async move {
+                    let first_prediction = session.first_prediction_ms.get_value();
+                    let page = benchmark::page_figures(session.page_ready_ms, first_prediction, worker_memory_bytes).await;
+                    // The headless runner (benches/browser.py) reads this line.
+                    web_sys::console::log_1(&format!("BENCHMARK_JSON {}", BenchState::json(&report, &page).replace('\n', " ")).into());
+                    session.benchmark.set(BenchState { result: Some((report, page)), ..BenchState::default() });
+                });
+            }
+            Update::BenchmarkFailed { message } => self.benchmark.set(BenchState { error: Some(message), ..BenchState::default() }),
             update => self.progress.update(|progress| progress.apply(update)),
         }
     }

@@ -36,6 +36,12 @@ impl<'a> Split<'a> {
         self.labels.is_empty()
     }
 
+    /// The first `count` images and their labels (all of them when there are fewer).
+    pub fn first(&self, count: usize) -> Split<'a> {
+        let count = count.min(self.len());
+        Split { images: &self.images[..count * IMAGE_SIDE * IMAGE_SIDE], labels: &self.labels[..count] }
+    }
+
     /// The 28×28 pixels of image `index`.
     pub fn image(&self, index: usize) -> &'a [u8] {
         let size = IMAGE_SIDE * IMAGE_SIDE;

@@ -89,7 +89,10 @@ impl TrainingProgress {
             | Update::WeightsFailed { .. }
             | Update::Activations { .. }
             | Update::Filters { .. }
-            | Update::InsideFailed { .. } => {}
+            | Update::InsideFailed { .. }
+            | Update::Benchmarking { .. }
+            | Update::Benchmarked { .. }
+            | Update::BenchmarkFailed { .. } => {}
         }
     }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use super::run::Progress;
+use crate::bench::{BenchConfig, BenchReport, BenchStage};
 use crate::engine::{Backend, BackendPreference};
 
 /// Page → worker.
@@ -30,6 +31,9 @@ pub enum Command {
     Activations { id: u64, frame: Vec<u8>, block: usize, channels: usize, backend: BackendPreference },
     /// The stem's 7×7 filters; answered by `Filters`.
     Filters { backend: BackendPreference },
+    /// Run the benchmark on the training images sent with this message; answered by
+    /// `Benchmarking` as it goes, then `Benchmarked`.
+    Benchmark { config: BenchConfig, backend: BackendPreference },
 }
 
 /// One branch's feature maps, as read back for the page.
@@ -123,6 +127,11 @@ pub enum Update {
     Filters { values: Vec<f32> },
     /// `Activations` or `Filters` could not be answered.
     InsideFailed { message: String },
+    Benchmarking { stage: BenchStage },
+    /// The benchmark's figures, and the worker's WebAssembly memory after it (it only grows,
+    /// so this is the worker's peak).
+    Benchmarked { report: BenchReport, worker_memory_bytes: u64 },
+    BenchmarkFailed { message: String },
 }
 
 // `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a

@@ -10,6 +10,7 @@ use web_sys::{Blob, BlobPropertyBag, ErrorEvent, MessageEvent, Url, Worker, Work
 
 use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, WEIGHTS};
 use crate::data::Split;
+use crate::bench::BenchConfig;
 use crate::engine::BackendPreference;
 use crate::train::{Command, ModelOrigin, TrainConfig, Update};
 
@@ -106,6 +107,18 @@ impl TrainerWorker {
         let message = envelope(&Command::Start { config, backend });
         let transfer = Array::new();
         for (key, bytes) in [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)] {
+            let array = Uint8Array::from(bytes);
+            transfer.push(&array.buffer());
+            let _ = Reflect::set(&message, &key.into(), &array);
+        }
+        self.post(message, transfer);
+    }
+
+    /// Runs the benchmark on a copy of `sample` (its training images).
+    pub fn benchmark(&self, config: BenchConfig, backend: BackendPreference, sample: Split<'_>) {
+        let message = envelope(&Command::Benchmark { config, backend });
+        let transfer = Array::new();
+        for (key, bytes) in [(TRAIN_IMAGES, sample.images), (TRAIN_LABELS, sample.labels)] {
             let array = Uint8Array::from(bytes);
             transfer.push(&array.buffer());
             let _ = Reflect::set(&message, &key.into(), &array);

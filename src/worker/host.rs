@@ -10,9 +10,10 @@ use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, WorkerGlobalScope};
 
 use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, WEIGHTS};
+use crate::bench::{self, BenchConfig};
 use crate::data::Dataset;
 use crate::engine::{self, BackendPreference};
 use crate::infer;
@@ -108,6 +109,15 @@ fn handle(host: &Rc<Host>, data: JsValue) {
             wasm_bindgen_futures::spawn_local(activations(host.clone(), id, frame, block, channels, backend));
         }
         Command::Filters { backend } => wasm_bindgen_futures::spawn_local(filters(host.clone(), backend)),
+        Command::Benchmark { config, backend } => {
+            // A benchmark beside a training run would measure neither.
+            if host.busy.get() {
+                return post(&Update::BenchmarkFailed { message: "training is under way: stop it before benchmarking".into() });
+            }
+            let sample = dataset(&data, TRAIN_IMAGES, TRAIN_LABELS);
+            host.busy.set(true);
+            wasm_bindgen_futures::spawn_local(benchmark(host.clone(), config, backend, sample));
+        }
         Command::ResetModel => {
             host.model.replace(None);
             post(&Update::Model { info: None });
@@ -186,6 +196,30 @@ async fn filters(host: Rc<Host>, backend: BackendPreference) {
         Ok(values) => Update::Filters { values },
         Err(message) => Update::InsideFailed { message },
     });
+}
+
+async fn benchmark(host: Rc<Host>, config: BenchConfig, backend: BackendPreference, sample: Dataset) {
+    let result = async {
+        let engine = host.engine(backend).await;
+        let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+        let performance = scope.performance().ok_or("this worker has no clock (performance)")?;
+        bench::run(&config, engine.summary(), &engine.device, sample.split(), || performance.now(), |stage| {
+            post(&Update::Benchmarking { stage })
+        })
+        .await
+    }
+    .await;
+    host.busy.set(false);
+    post(&match result {
+        Ok(report) => Update::Benchmarked { report, worker_memory_bytes: wasm_memory_bytes() },
+        Err(message) => Update::BenchmarkFailed { message },
+    });
+}
+
+/// The size of this module's WebAssembly memory (it only grows: this is its peak).
+pub fn wasm_memory_bytes() -> u64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64
 }
 
 async fn save_weights(host: Rc<Host>, purpose: WeightsPurpose) {

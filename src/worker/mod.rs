@@ -9,7 +9,7 @@ mod client;
 mod host;
 
 pub use client::TrainerWorker;
-pub use host::start_training_worker;
+pub use host::{start_training_worker, wasm_memory_bytes};
 
 /// The envelope's field names.
 const JSON: &str = "json";

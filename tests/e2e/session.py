@@ -7,9 +7,9 @@
 Opens the page, loads the real Fashion-MNIST files through the file input, trains a short run,
 draws garments with pointer events and reads the predictions, classifies a test image, downloads
 the weights, reloads and sees them restored, loads the downloaded file, and is refused a damaged
-one. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
+one, and runs a small benchmark. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
 any request that leaves the page's origin."""
-import argparse, base64, glob, json, os, socket, subprocess, sys, time, urllib.parse, urllib.request
+import argparse, base64, glob, json, os, sys, urllib.parse
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("url")
@@ -23,66 +23,12 @@ os.makedirs(downloads, exist_ok=True)
 for old in glob.glob(os.path.join(downloads, "*")):
     os.remove(old)
 
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-driver = subprocess.Popen(["/usr/bin/chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-sid = None
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from driver import ELEMENT, Browser  # noqa: E402
 
-
-def req(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    r = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
-    return json.loads(urllib.request.urlopen(r, timeout=a.timeout).read())["value"]
-
-
-def js(script, *args):
-    return req("POST", f"/session/{sid}/execute/sync", {"script": script, "args": list(args)})
-
-
-def cdp(cmd, params=None):
-    return req("POST", f"/session/{sid}/goog/cdp/execute", {"cmd": cmd, "params": params or {}})
-
-
-def until(what, predicate, timeout=None):
-    end = time.time() + (timeout or a.timeout)
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    shot("timeout")
-    sys.exit(f"FAIL: timed out waiting for {what}")
-
-
-def element(css):
-    found = until(css, lambda: req("POST", f"/session/{sid}/elements", {"using": "css selector", "value": css}))
-    return found[0][ELEMENT]
-
-
-def click_element(id):
-    # Centred first: the sticky section bar must not be over it.
-    js("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT: id})
-    req("POST", f"/session/{sid}/element/{id}/click", {})
-
-
-def click(css):
-    click_element(element(css))
-
-
-def click_text(text):
-    xpath = f"//button[normalize-space(.)={json.dumps(text)}]"
-    found = until(text, lambda: req("POST", f"/session/{sid}/elements", {"using": "xpath", "value": xpath}))
-    click_element(found[0][ELEMENT])
-
-
-def upload(css, files):
-    req("POST", f"/session/{sid}/element/{element(css)}/value", {"text": "\n".join(files)})
-
-
-def text():
-    return js("return document.body.innerText")
+browser = Browser(a.timeout, downloads)
+req, js, cdp, until, element = browser.session, browser.js, browser.cdp, browser.until, browser.element
+click_element, click, click_text, upload, text = browser.click_element, browser.click, browser.click_text, browser.upload, browser.text
 
 
 stage = [0]
@@ -91,15 +37,16 @@ stage = [0]
 def shot(name, css=None):
     """A full-page screenshot, and one of the element `css` when given."""
     stage[0] += 1
+    # A window as tall as the page: element screenshots are clipped to the window.
+    height = js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
+    req("POST", "/window/rect", {"width": 1400, "height": int(height) + 100})
     if css:
         with open(os.path.join(out, f"{stage[0]:02}-{name}-detail.png"), "wb") as f:
-            f.write(base64.b64decode(req("GET", f"/session/{sid}/element/{element(css)}/screenshot")))
-    height = js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    req("POST", f"/session/{sid}/window/rect", {"width": 1400, "height": int(height) + 100})
+            f.write(base64.b64decode(req("GET", f"/element/{element(css)}/screenshot")))
     path = os.path.join(out, f"{stage[0]:02}-{name}.png")
     with open(path, "wb") as f:
-        f.write(base64.b64decode(req("GET", f"/session/{sid}/screenshot")))
-    req("POST", f"/session/{sid}/window/rect", {"width": 1400, "height": 1000})
+        f.write(base64.b64decode(req("GET", "/screenshot")))
+    req("POST", "/window/rect", {"width": 1400, "height": 1000})
     print(f"  screenshot {path}")
 
 
@@ -118,7 +65,7 @@ def draw(strokes, pointer="mouse"):
         for point in stroke[1:]:
             actions.append({"type": "pointerMove", "duration": 30, **at(*point)})
         actions.append({"type": "pointerUp", "button": 0})
-    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "pointer", "id": pointer, "parameters": {"pointerType": pointer}, "actions": actions}]})
+    req("POST", "/actions", {"actions": [{"type": "pointer", "id": pointer, "parameters": {"pointerType": pointer}, "actions": actions}]})
 
 
 def prediction():
@@ -133,7 +80,7 @@ def model_line():
 
 
 def check_console():
-    logs = req("POST", f"/session/{sid}/se/log", {"type": "browser"})
+    logs = browser.console()
     bad = [l["message"] for l in logs if l["level"] == "SEVERE" or "panicked" in l["message"]]
     if bad:
         sys.exit("FAIL: console errors:\n" + "\n".join(m[:400] for m in bad))
@@ -147,21 +94,10 @@ def check_requests():
         sys.exit(f"FAIL: requests left {origin}: {foreign}")
 
 
+browser.on_timeout = lambda: shot("timeout")
 try:
-    for _ in range(100):
-        try:
-            req("GET", "/status")
-            break
-        except Exception:
-            time.sleep(0.1)
-    caps = {"capabilities": {"alwaysMatch": {"goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
-        "binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-        "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--window-size=1400,1000"], "prefs": {"download.default_directory": downloads}}}}}
-    sid = req("POST", "/session", caps)["sessionId"]
-    cdp("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
     # A fresh profile: no autosave from an earlier run.
-    req("POST", f"/session/{sid}/url", {"url": a.url})
+    req("POST", "/url", {"url": a.url})
     until("the device", lambda: "Running on" in text())
     until("the architecture view", lambda: "5,977,530" in text())
     print("page up:", js("return document.querySelector('[data-backend]').innerText")[:120])
@@ -193,7 +129,7 @@ try:
     print("drawn trouser →", seen)
     shot("drawn-trouser", "section.classify")
     js("document.querySelector('canvas.drawing-pad').focus()")
-    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+    req("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
         {"type": "keyDown", "value": "\ue017"}, {"type": "keyUp", "value": "\ue017"}]}]})  # Delete clears
     until("the cleared pad", lambda: not prediction(), 30)
     # The bag with a finger: the page must not scroll under it.
@@ -205,7 +141,7 @@ try:
     # Undo (Ctrl+Z) takes the handle off again; a pen adds it back.
     js("document.querySelector('canvas.drawing-pad').focus()")
     before_undo = js("return document.querySelector('.model-input canvas').toDataURL()")
-    req("POST", f"/session/{sid}/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
+    req("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
         {"type": "keyDown", "value": "\ue009"}, {"type": "keyDown", "value": "z"}, {"type": "keyUp", "value": "z"}, {"type": "keyUp", "value": "\ue009"}]}]})
     until("the undone stroke", lambda: js("const c = document.querySelector('.model-input canvas'); return c && c.toDataURL()") != before_undo, 30)
     draw([[(110, 110), (110, 60), (170, 60), (170, 110)]], "pen")
@@ -223,12 +159,27 @@ try:
     print("inside 4a:", js("return [...document.querySelectorAll('.branch-maps figcaption')].map(f => f.innerText).join(' | ')"))
     shot("inside", "section.inside")
 
+    # 6 · Benchmark, kept small: its figures come as a table and as JSON.
+    js("""const values = ['32', '4, 8', '1', '3'];
+          document.querySelectorAll('#benchmark .settings input').forEach((input, i) => {
+            input.value = values[i]; input.dispatchEvent(new Event('input', {bubbles: true})); });""")
+    click_text("Run benchmark")
+    until("the benchmark's figures", lambda: js("return !!document.querySelector('#benchmark-json')"), 300)
+    figures = json.loads(js("return document.querySelector('#benchmark-json').innerText"))
+    report, page = figures["report"], figures["page"]
+    assert [f["batch_size"] for f in report["training"]] == [4, 8] and report["inference"]["runs"] == 3, figures
+    assert page["wasm_raw_bytes"] > 1_000_000 and 0 < page["wasm_gzip_bytes"] < page["wasm_raw_bytes"], page
+    assert page["first_prediction_ms"] and page["worker_wasm_memory_bytes"] > 0, page
+    print("benchmark: %.1f ms per image, %.1f images/s at batch 8, wasm %.1f MB (%.1f MB gzipped)" % (
+        report["inference"]["median_ms"], report["training"][1]["images_per_second"], page["wasm_raw_bytes"] / 1e6, page["wasm_gzip_bytes"] / 1e6))
+    shot("benchmark", "#benchmark")
+
     click_text("Download weights")
     saved = until("the downloaded weights", lambda: [f for f in glob.glob(os.path.join(downloads, "*.safetensors"))], 120)[0]
     until("the whole file", lambda: os.path.getsize(saved) > 23_000_000, 60)
     print("downloaded", os.path.basename(saved), os.path.getsize(saved), "bytes")
 
-    req("POST", f"/session/{sid}/refresh", {})
+    req("POST", "/refresh", {})
     until("the restored autosave", lambda: "Restored the" in text() and "restored from" in (model_line() or ""), 120)
     print("after reload:", model_line())
     draw([[(110, 40), (170, 40)], [(112, 40), (100, 250)], [(168, 40), (180, 250)]])
@@ -251,10 +202,4 @@ try:
     check_requests()
     print("PASS: e2e session")
 finally:
-    if sid:
-        try:
-            req("DELETE", f"/session/{sid}")
-        except Exception:
-            pass
-    driver.terminate()
-    driver.wait()
+    browser.quit()

@@ -17,6 +17,12 @@ pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, 
     data.try_to_vec_as::<f32>().map_err(|error| format!("{error:?}"))
 }
 
+/// What the device's memory pools hold: `(bytes in use, bytes reserved)`. `None` where the
+/// backend keeps no pools (the CPU backend allocates on the heap: see the wasm memory).
+pub fn device_memory(device: &Device) -> Option<(u64, u64)> {
+    device.memory_pool_usage().map(|usage| (usage.bytes_in_use, usage.bytes_reserved))
+}
+
 /// What the user (or a test) asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendPreference {

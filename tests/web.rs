@@ -411,3 +411,52 @@ async fn native_trainer_weights_give_the_same_logits_on_webgpu() {
     let got: Vec<f32> = probabilities.iter().flatten().copied().collect();
     assert!(gap(&got, &expected) <= 1e-4, "{got:?} vs {expected:?}");
 }
+
+/// Asks the worker for its memory: `(wasm bytes, device bytes in use, device bytes reserved)`.
+async fn worker_memory(worker: &TrainerWorker, heard: &Heard) -> (u64, Option<u64>, Option<u64>) {
+    heard.borrow_mut().clear();
+    worker.send(&Command::Memory);
+    wait_for(heard, "the memory figures", |u| matches!(u, Update::Memory { .. })).await;
+    let found = heard.borrow().iter().find_map(|u| match u {
+        Update::Memory { wasm_bytes, device_in_use, device_reserved } => Some((*wasm_bytes, *device_in_use, *device_reserved)),
+        _ => None,
+    });
+    found.expect("a Memory update")
+}
+
+#[wasm_bindgen_test]
+async fn ten_train_stop_cycles_on_webgpu_do_not_grow_memory() {
+    let heard: Heard = Rc::default();
+    let worker = TrainerWorker::spawn({
+        let heard = heard.clone();
+        move |update, _| heard.borrow_mut().push(update)
+    })
+    .expect("a worker starts");
+    let config = TrainConfig { batch_size: 4, epochs: 50, input_size: 32, train_subset: Some(16), test_subset: Some(4), ..TrainConfig::default() };
+    let data = real_images(16);
+    let step = |u: &Update| matches!(u, Update::Progress { progress: Progress::Step(_), .. });
+    let mut figures = Vec::new();
+    for _ in 0..10 {
+        heard.borrow_mut().clear();
+        worker.start(config.clone(), BackendPreference::WebGpu, data.split(), data.split());
+        wait_for(&heard, "a step", |u| step(u) || matches!(u, Update::Failed { .. })).await;
+        worker.send(&Command::Stop);
+        wait_for(&heard, "the stop", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. })).await;
+        assert!(heard.borrow().iter().any(|u| *u == Update::Finished { stopped: true }), "{:?}", heard.borrow());
+        figures.push(worker_memory(&worker, &heard).await);
+    }
+    let line = figures
+        .iter()
+        .map(|(wasm, in_use, reserved)| format!("{:.1}/{:.1}/{:.1}", *wasm as f64 / 1e6, in_use.unwrap_or(0) as f64 / 1e6, reserved.unwrap_or(0) as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(" ");
+    log(&format!("MEMORY_CYCLES wasm/device in use/device reserved, MB, after each of 10 cycles: {line}"));
+    let (wasm_2, in_use_2, reserved_2) = figures[2];
+    let (wasm_9, in_use_9, reserved_9) = figures[9];
+    // WebAssembly memory never shrinks: it must stop growing once the first runs have sized it.
+    assert!(wasm_9 <= wasm_2 + (16 << 20), "{line}");
+    // Each run's model and optimiser state replaces the last run's on the device.
+    let (in_use_2, in_use_9) = (in_use_2.expect("WebGPU pools"), in_use_9.expect("WebGPU pools"));
+    assert!(in_use_9 <= in_use_2 + (in_use_2 / 10), "{line}");
+    assert!(reserved_9.unwrap() <= reserved_2.unwrap() + (reserved_2.unwrap() / 10), "{line}");
+}

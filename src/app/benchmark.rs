@@ -29,6 +29,9 @@ pub struct PageFigures {
     pub first_prediction_ms: Option<f64>,
     pub page_wasm_memory_bytes: u64,
     pub worker_wasm_memory_bytes: u64,
+    /// What the device's memory pools hold and reserve after the benchmark (WebGPU only).
+    pub device_in_use_bytes: Option<u64>,
+    pub device_reserved_bytes: Option<u64>,
     /// Chrome's `performance.memory.usedJSHeapSize` (absent elsewhere).
     pub js_heap_bytes: Option<u64>,
 }
@@ -59,7 +62,7 @@ pub fn now_ms() -> f64 {
 }
 
 /// Gathers the page's own figures; `worker_memory` comes with the worker's report.
-pub async fn page_figures(page_ready_ms: f64, first_prediction_ms: Option<f64>, worker_memory: u64) -> PageFigures {
+pub async fn page_figures(page_ready_ms: f64, first_prediction_ms: Option<f64>, worker_memory: u64, device_memory: Option<(u64, u64)>) -> PageFigures {
     let window = web_sys::window();
     let wasm = performance().and_then(|performance| {
         performance
@@ -85,6 +88,8 @@ pub async fn page_figures(page_ready_ms: f64, first_prediction_ms: Option<f64>, 
         first_prediction_ms,
         page_wasm_memory_bytes: crate::worker::wasm_memory_bytes(),
         worker_wasm_memory_bytes: worker_memory,
+        device_in_use_bytes: device_memory.map(|(in_use, _)| in_use),
+        device_reserved_bytes: device_memory.map(|(_, reserved)| reserved),
         js_heap_bytes,
     }
 }
@@ -208,9 +213,10 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
                             page.first_prediction_ms.map_or("— (none yet: classify a picture in 3 · Classify)".into(), |ms| format!("{ms:.0} ms after opening"))
                         )}</td></tr>
                         <tr><td>"Memory"</td><td>{format!(
-                            "worker wasm {}, page wasm {}{}",
+                            "worker wasm {}, page wasm {}{}{}",
                             megabytes(page.worker_wasm_memory_bytes),
                             megabytes(page.page_wasm_memory_bytes),
+                            page.device_reserved_bytes.map_or(String::new(), |bytes| format!(", GPU buffers {} reserved", megabytes(bytes))),
                             page.js_heap_bytes.map_or(String::new(), |bytes| format!(", JavaScript heap {}", megabytes(bytes)))
                         )}</td></tr>
                     </table>

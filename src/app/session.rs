@@ -286,11 +286,11 @@ impl Session {
             Update::Filters { values } => self.filters.set(Some(values)),
             Update::InsideFailed { message } => self.inside_error.set(Some(message)),
             Update::Benchmarking { stage } => self.benchmark.update(|state| state.stage = Some(stage.describe())),
-            Update::Benchmarked { report, worker_memory_bytes } => {
+            Update::Benchmarked { report, worker_memory_bytes, device_memory } => {
                 let session = *self;
                 leptos::task::spawn_local(async move {
                     let first_prediction = session.first_prediction_ms.get_value();
-                    let page = benchmark::page_figures(session.page_ready_ms, first_prediction, worker_memory_bytes).await;
+                    let page = benchmark::page_figures(session.page_ready_ms, first_prediction, worker_memory_bytes, device_memory).await;
                     // The headless runner (benches/browser.py) reads this line.
                     web_sys::console::log_1(&format!("BENCHMARK_JSON {}", BenchState::json(&report, &page).replace('\n', " ")).into());
                     session.benchmark.set(BenchState { result: Some((report, page)), ..BenchState::default() });

@@ -92,7 +92,8 @@ impl TrainingProgress {
             | Update::InsideFailed { .. }
             | Update::Benchmarking { .. }
             | Update::Benchmarked { .. }
-            | Update::BenchmarkFailed { .. } => {}
+            | Update::BenchmarkFailed { .. }
+            | Update::Memory { .. } => {}
         }
     }
 

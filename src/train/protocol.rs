@@ -34,6 +34,8 @@ pub enum Command {
     /// Run the benchmark on the training images sent with this message; answered by
     /// `Benchmarking` as it goes, then `Benchmarked`.
     Benchmark { config: BenchConfig, backend: BackendPreference },
+    /// How much memory the worker holds; answered by `Memory`.
+    Memory,
 }
 
 /// One branch's feature maps, as read back for the page.
@@ -128,10 +130,13 @@ pub enum Update {
     /// `Activations` or `Filters` could not be answered.
     InsideFailed { message: String },
     Benchmarking { stage: BenchStage },
-    /// The benchmark's figures, and the worker's WebAssembly memory after it (it only grows,
-    /// so this is the worker's peak).
-    Benchmarked { report: BenchReport, worker_memory_bytes: u64 },
+    /// The benchmark's figures, the worker's WebAssembly memory after it (it only grows, so
+    /// this is the worker's peak), and the device's pools: `(bytes in use, bytes reserved)`.
+    Benchmarked { report: BenchReport, worker_memory_bytes: u64, device_memory: Option<(u64, u64)> },
     BenchmarkFailed { message: String },
+    /// The worker's WebAssembly memory (it only grows: its peak), and what the device's
+    /// memory pools hold and reserve (`None` on the CPU backend or before any device).
+    Memory { wasm_bytes: u64, device_in_use: Option<u64>, device_reserved: Option<u64> },
 }
 
 // `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a

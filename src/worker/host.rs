@@ -122,6 +122,14 @@ fn handle(host: &Rc<Host>, data: JsValue) {
             host.model.replace(None);
             post(&Update::Model { info: None });
         }
+        Command::Memory => {
+            let device = host.engine.borrow().as_ref().and_then(|(_, engine)| engine::device_memory(&engine.device));
+            post(&Update::Memory {
+                wasm_bytes: wasm_memory_bytes(),
+                device_in_use: device.map(|(in_use, _)| in_use),
+                device_reserved: device.map(|(_, reserved)| reserved),
+            });
+        }
     }
 }
 
@@ -199,8 +207,8 @@ async fn filters(host: Rc<Host>, backend: BackendPreference) {
 }
 
 async fn benchmark(host: Rc<Host>, config: BenchConfig, backend: BackendPreference, sample: Dataset) {
+    let engine = host.engine(backend).await;
     let result = async {
-        let engine = host.engine(backend).await;
         let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
         let performance = scope.performance().ok_or("this worker has no clock (performance)")?;
         bench::run(&config, engine.summary(), &engine.device, sample.split(), || performance.now(), |stage| {
@@ -211,7 +219,9 @@ async fn benchmark(host: Rc<Host>, config: BenchConfig, backend: BackendPreferen
     .await;
     host.busy.set(false);
     post(&match result {
-        Ok(report) => Update::Benchmarked { report, worker_memory_bytes: wasm_memory_bytes() },
+        Ok(report) => {
+            Update::Benchmarked { report, worker_memory_bytes: wasm_memory_bytes(), device_memory: engine::device_memory(&engine.device) }
+        }
         Err(message) => Update::BenchmarkFailed { message },
     });
 }

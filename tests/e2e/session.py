@@ -101,6 +101,9 @@ try:
     until("the device", lambda: "Running on" in text())
     until("the architecture view", lambda: "5,977,530" in text())
     print("page up:", js("return document.querySelector('[data-backend]').innerText")[:120])
+    # Only this origin may be reached, and no inline script runs but Trunk's pinned loader.
+    csp = js("const m = document.querySelector('meta[http-equiv=Content-Security-Policy]'); return m && m.content")
+    assert csp and "default-src 'self'" in csp and "connect-src 'self'" in csp and "'sha256-" in csp, csp
     shot("start")
 
     files = sorted(glob.glob(os.path.join(a.data, "*-ubyte.gz")))

@@ -30,7 +30,7 @@ browser = Browser(a.timeout)
 try:
     separator = "&" if "?" in a.url else "?"
     browser.open(f"{a.url}{separator}backend={a.backend}")
-    browser.until("the device", lambda: "Running on" in browser.text())
+    browser.until("the device", lambda: "Running on" in browser.text(), 180)
     browser.upload("section.dataset input[type=file]", sorted(glob.glob(os.path.join(a.data, "*-ubyte.gz"))))
     browser.until("the four files", lambda: "60000 images" in browser.text())
     if a.weights:

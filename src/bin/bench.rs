@@ -23,7 +23,7 @@ mod native {
 
     use futures_lite::future::block_on;
     use googlenet_web::bench::{self, BenchConfig};
-    use googlenet_web::data::{parse_idx, Dataset};
+    use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
 
     const USAGE: &str = "usage: bench --data DIR [--device auto|wgpu|cpu] [--input-size N] [--batch-sizes 16,32,128]
@@ -55,13 +55,7 @@ mod native {
         }
         config.validate()?;
         let dir = data.ok_or(USAGE)?;
-        let read = |name: &str| {
-            let path = [format!("{name}.gz"), name.to_owned()].iter().map(|file| dir.join(file)).find(|path| path.exists());
-            let path = path.ok_or_else(|| format!("{} has no {name}.gz", dir.display()))?;
-            let bytes = std::fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
-            parse_idx(&bytes, true).map(|file| file.data).map_err(|error| format!("{}: {error}", path.display()))
-        };
-        let train = Dataset::new(read("train-images-idx3-ubyte")?, read("train-labels-idx1-ubyte")?).ok_or("the training images and labels do not pair up")?;
+        let train = read_split(&dir, "train")?;
 
         let engine = Engine::start_native(preference);
         let summary = engine.summary().replace("WebGPU", "wgpu");

@@ -25,7 +25,7 @@ mod native {
 
     use burn::module::Module;
     use futures_lite::future::block_on;
-    use googlenet_web::data::{parse_idx, Dataset};
+    use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
     use googlenet_web::model::weights;
     use googlenet_web::train::{Progress, TrainConfig, TrainingRun};
@@ -78,23 +78,9 @@ mod native {
         Ok(Options { data: data.ok_or(USAGE)?, out, init, config, device })
     }
 
-    /// Reads a split's images and labels, whichever of the usual names (gzipped or not) is there.
-    fn split(dir: &std::path::Path, prefix: &str) -> Result<Dataset, String> {
-        let read = |kind: &str| {
-            let names = [format!("{prefix}-{kind}.gz"), format!("{prefix}-{kind}")];
-            let path = names.iter().map(|name| dir.join(name)).find(|path| path.exists()).ok_or_else(|| {
-                format!("{} has no {}", dir.display(), names[0])
-            })?;
-            let bytes = std::fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
-            parse_idx(&bytes, true).map(|file| file.data).map_err(|error| format!("{}: {error}", path.display()))
-        };
-        Dataset::new(read("images-idx3-ubyte")?, read("labels-idx1-ubyte")?)
-            .ok_or_else(|| format!("the {prefix} images and labels do not pair up"))
-    }
-
     pub fn run(args: Vec<String>) -> Result<(), String> {
         let options = parse(args)?;
-        let (train, test) = (split(&options.data, "train")?, split(&options.data, "t10k")?);
+        let (train, test) = (read_split(&options.data, "train")?, read_split(&options.data, "t10k")?);
         // "webgpu" in the page's words is wgpu here.
         let engine = Engine::start_native(options.device);
         println!("{}", engine.summary().replace("WebGPU", "wgpu"));

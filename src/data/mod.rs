@@ -15,3 +15,18 @@ pub const CLASS_NAMES: [&str; 10] =
 
 /// The side of a Fashion-MNIST image.
 pub const IMAGE_SIDE: usize = 28;
+
+/// Reads a split from a folder as Fashion-MNIST publishes it: `{prefix}-images-idx3-ubyte` and
+/// `{prefix}-labels-idx1-ubyte`, gzipped or not (`prefix`: `train` or `t10k`). For the native
+/// tools; the page reads what the user picks.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_split(dir: &std::path::Path, prefix: &str) -> Result<Dataset, String> {
+    let read = |kind: &str| {
+        let names = [format!("{prefix}-{kind}.gz"), format!("{prefix}-{kind}")];
+        let path = names.iter().map(|name| dir.join(name)).find(|path| path.exists());
+        let path = path.ok_or_else(|| format!("{} has no {}", dir.display(), names[0]))?;
+        let bytes = std::fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+        parse_idx(&bytes, true).map(|file| file.data).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    Dataset::new(read("images-idx3-ubyte")?, read("labels-idx1-ubyte")?).ok_or_else(|| format!("the {prefix} images and labels do not pair up"))
+}

@@ -198,8 +198,9 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
                         )}</td></tr>
                         {report.training.iter().map(|figure| view! {
                             <tr><td>{format!("Training, batch {}", figure.batch_size)}</td><td>{format!(
-                                "{:.2} images/s ({:.1} GFLOP/s) over {} steps; warm-up step {:.1} s",
-                                figure.images_per_second, figure.gflops, figure.timed_steps, figure.warm_up_seconds
+                                "{:.2} images/s ({:.1} GFLOP/s) over {} step{}; warm-up step {:.1} s",
+                                figure.images_per_second, figure.gflops, figure.timed_steps,
+                                if figure.timed_steps == 1 { "" } else { "s" }, figure.warm_up_seconds
                             )}</td></tr>
                         }).collect_view()}
                         <tr><td>"Download"</td><td>{format!(

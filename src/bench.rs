@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Split, IMAGE_SIDE};
+use crate::data::Split;
 use crate::infer;
 use crate::model::GoogLeNetConfig;
 use crate::train::{TrainConfig, TrainingRun, SEED_LEARNING_RATE};
@@ -138,7 +138,7 @@ pub async fn run(
 
     // Inference: one real test-like image, a fresh model, the page's classifier.
     let model = GoogLeNetConfig::new().init(device);
-    let frame = &sample.images[..IMAGE_SIDE * IMAGE_SIDE];
+    let frame = sample.image(0);
     let mut times = Vec::with_capacity(config.inference_runs + 3);
     let total = config.inference_runs + 3;
     for done in 0..total {
@@ -161,8 +161,7 @@ pub async fn run(
     for &batch_size in &config.batch_sizes {
         let steps = config.timed_steps + 1;
         let images = batch_size * steps;
-        let data = Dataset::new(sample.images[..images * IMAGE_SIDE * IMAGE_SIDE].to_vec(), sample.labels[..images].to_vec())
-            .ok_or("the sample's images and labels do not pair up")?;
+        let data = sample.first(images).to_dataset();
         let train_config = TrainConfig {
             batch_size,
             epochs: 1,
@@ -172,8 +171,8 @@ pub async fn run(
             test_subset: Some(1),
             ..TrainConfig::default()
         };
-        let test = Dataset::new(sample.images[..IMAGE_SIDE * IMAGE_SIDE].to_vec(), sample.labels[..1].to_vec()).expect("one image, one label");
-        let mut run = TrainingRun::new(train_config, data, test, device).map_err(|error| error.to_string())?;
+        // The run is stopped before its test pass: one test image is enough.
+        let mut run = TrainingRun::new(train_config, data, sample.first(1).to_dataset(), device).map_err(|error| error.to_string())?;
         // Each step reads its loss back, as the page's training does: the clock stops only
         // when the device has finished the work.
         let started = now();

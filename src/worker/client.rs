@@ -104,21 +104,21 @@ impl TrainerWorker {
     /// Starts a run on copies of the two splits, which move to the worker without a second
     /// copy (their buffers are transferred).
     pub fn start(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>) {
-        let message = envelope(&Command::Start { config, backend });
-        let transfer = Array::new();
-        for (key, bytes) in [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)] {
-            let array = Uint8Array::from(bytes);
-            transfer.push(&array.buffer());
-            let _ = Reflect::set(&message, &key.into(), &array);
-        }
-        self.post(message, transfer);
+        let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
+        self.post_with_bytes(&Command::Start { config, backend }, &parts);
     }
 
-    /// Runs the benchmark on a copy of `sample` (its training images).
+    /// Runs the benchmark on a copy of `sample` (its training images), transferred likewise.
     pub fn benchmark(&self, config: BenchConfig, backend: BackendPreference, sample: Split<'_>) {
-        let message = envelope(&Command::Benchmark { config, backend });
+        self.post_with_bytes(&Command::Benchmark { config, backend }, &[(TRAIN_IMAGES, sample.images), (TRAIN_LABELS, sample.labels)]);
+    }
+
+    /// Sends `command` with a copy of each byte slice beside it under its key; the copies'
+    /// buffers are transferred, not copied again.
+    fn post_with_bytes(&self, command: &Command, parts: &[(&str, &[u8])]) {
+        let message = envelope(command);
         let transfer = Array::new();
-        for (key, bytes) in [(TRAIN_IMAGES, sample.images), (TRAIN_LABELS, sample.labels)] {
+        for &(key, bytes) in parts {
             let array = Uint8Array::from(bytes);
             transfer.push(&array.buffer());
             let _ = Reflect::set(&message, &key.into(), &array);

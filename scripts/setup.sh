@@ -31,4 +31,8 @@ has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$T
 has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
 # Without --locked: one of its locked dependencies is missing from the registry mirror.
 has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
-echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)"
+# The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
+# lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer.
+has_version cargo-fuzz 0.13.2 || cargo install --locked cargo-fuzz --version 0.13.2
+command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
+echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, cargo-fuzz 0.13.2)"

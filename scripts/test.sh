@@ -14,16 +14,18 @@ trap 'rm -f "$log"; rm -rf "$browser_tmp"' EXIT
 echo "== native tests (cargo test)"
 cargo test --locked 2>&1 | tee -a "$log"
 
+echo "== fuzz (the IDX and weights-file readers, 60 s each)"
+scripts/fuzz.sh 60 2>&1 | tee -a "$log"
+
 echo "== browser tests (wasm-pack test --headless --chrome)"
 # SwiftShader compiles shaders for seconds on the first step; the default 20 s is too short.
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
 TMPDIR="$browser_tmp" wasm-pack test --headless --chrome -- --locked 2>&1 | tee -a "$log"
 
-echo "== end to end (the app as built by trunk, in headless Chromium, driven like a user)"
-# A debug build: it shares its compiled dependencies with the browser tests above.
+echo "== end to end (the app as users get it, trunk build --release, in headless Chromium, driven like a user)"
 dist=$(mktemp -d)
 trap 'rm -f "$log"; rm -rf "$dist" "$browser_tmp"; [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true' EXIT
-trunk build --dist "$dist" 2>&1 | tail -n 3
+trunk build --release --dist "$dist" 2>&1 | tail -n 3
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >/dev/null 2>&1 &
 server=$!

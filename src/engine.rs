@@ -148,12 +148,13 @@ impl Engine {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use browser::start;
+pub use browser::{device_lost, lose_device, on_device_lost, start};
 
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use std::cell::RefCell;
 
+    use burn::tensor::wgpu::WgpuSetup;
     use burn::tensor::Device;
     use js_sys::{Object, Promise, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
@@ -162,9 +163,30 @@ mod browser {
     use super::{AdapterInfo, Backend, BackendPreference, Engine};
 
     thread_local! {
-        /// Burn's WebGPU device, once initialised: initialising twice fails, so every engine
-        /// of the page shares this one.
-        static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+        /// Burn's WebGPU device, once initialised, with the wgpu handles under it:
+        /// initialising twice fails, so every engine of the page (or worker) shares this one.
+        static WEBGPU: RefCell<Option<(Device, WgpuSetup)>> = const { RefCell::new(None) };
+        /// Why the device was lost, once it is.
+        static LOST: RefCell<Option<String>> = const { RefCell::new(None) };
+        static ON_LOST: RefCell<Option<Box<dyn Fn(String)>>> = const { RefCell::new(None) };
+    }
+
+    /// Calls `callback` with the browser's words when the WebGPU device is lost (a driver
+    /// reset, a GPU that went away, [`lose_device`]). Nothing on it works any more: CubeCL
+    /// fails every readback from then on, and a new device needs a new module instance.
+    pub fn on_device_lost(callback: impl Fn(String) + 'static) {
+        ON_LOST.set(Some(Box::new(callback)));
+    }
+
+    /// Why the WebGPU device was lost, if it was.
+    pub fn device_lost() -> Option<String> {
+        LOST.with_borrow(Clone::clone)
+    }
+
+    /// Destroys the WebGPU device, as losing it would (a test hook). `false` when there is
+    /// none to destroy.
+    pub fn lose_device() -> bool {
+        WEBGPU.with_borrow(|webgpu| webgpu.as_ref().map(|(_, setup)| setup.device.destroy()).is_some())
     }
 
     /// Chooses the device for `preference`. Never fails: whatever goes wrong with WebGPU
@@ -198,11 +220,20 @@ mod browser {
     }
 
     async fn webgpu_device() -> Result<Device, String> {
-        if let Some(device) = WEBGPU.with_borrow(Clone::clone) {
+        if let Some(reason) = device_lost() {
+            return Err(format!("the device was lost ({reason})"));
+        }
+        if let Some((device, _)) = WEBGPU.with_borrow(Clone::clone) {
             return Ok(device);
         }
-        let device = Device::wgpu_options().init_async().await.map_err(|error| error.to_string())?;
-        WEBGPU.set(Some(device.clone()));
+        let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|error| error.to_string())?;
+        // The callback must be `Send`; it runs on this thread, where the listener lives.
+        setup.device.set_device_lost_callback(|reason, message| {
+            let text = if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") };
+            LOST.set(Some(text.clone()));
+            ON_LOST.with_borrow(|listener| listener.as_ref().map(|listener| listener(text)));
+        });
+        WEBGPU.set(Some((device.clone(), setup)));
         Ok(device)
     }
 

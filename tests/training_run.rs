@@ -57,7 +57,7 @@ fn a_short_run_on_real_images_learns_and_tests_after_every_epoch() {
     assert_eq!(run.steps_per_epoch(), 2);
 
     let mut progress = TrainingProgress::starting();
-    progress.apply(Update::Started { train_size: 32, test_size: 40, steps_per_epoch: 2, epochs: 6 });
+    progress.apply(Update::Started { train_size: 32, test_size: 40, steps_per_epoch: 2, epochs: 6, resumed_after: 0 });
     let mut kinds = String::new();
     let mut seconds = 0.0;
     while let Some(unit) = block_on(run.advance()).unwrap() {
@@ -189,8 +189,10 @@ fn the_confusion_matrix_gives_per_class_accuracy() {
 
 #[test]
 fn messages_between_page_and_worker_survive_json() {
-    let start = Command::Start { config: TrainConfig { train_subset: Some(512), ..TrainConfig::default() }, backend: BackendPreference::WebGpu };
+    let start = Command::Start { config: TrainConfig { train_subset: Some(512), ..TrainConfig::default() }, backend: BackendPreference::WebGpu, resume_after: 2 };
     assert_eq!(Command::from_json(&start.to_json()), Ok(start));
+    let lost = Update::DeviceLost { message: "Destroyed: device destroyed".into() };
+    assert_eq!(Update::from_json(&lost.to_json()), Ok(lost));
     assert!(Command::from_json("{\"Start\":{}}").is_err());
     let update = Update::Progress { progress: Progress::Testing { epoch: 2, done: 256, total: 10_000 }, train_seconds: 1.5, test_seconds: 0.25 };
     assert_eq!(Update::from_json(&update.to_json()), Ok(update));
@@ -199,7 +201,7 @@ fn messages_between_page_and_worker_survive_json() {
 #[test]
 fn progress_estimates_time_left_from_measured_rates() {
     let mut progress = TrainingProgress::starting();
-    progress.apply(Update::Started { train_size: 1000, test_size: 500, steps_per_epoch: 10, epochs: 2 });
+    progress.apply(Update::Started { train_size: 1000, test_size: 500, steps_per_epoch: 10, epochs: 2, resumed_after: 0 });
     assert_eq!(progress.phase, Phase::Training);
     assert_eq!(progress.eta_seconds(), None, "no rate before the first step");
     let step = googlenet_web::train::StepReport {
@@ -278,4 +280,101 @@ fn a_run_can_start_from_saved_weights() {
     assert_eq!(first_losses(&mut resumed), reference_losses);
     let fresh = first_losses(&mut TrainingRun::new(config, train_split(), test_split(), &Device::flex()).unwrap());
     assert_ne!(fresh, reference_losses, "a run from other weights starts elsewhere");
+}
+
+/// What the page does when the worker's GPU is lost after epoch 1 of 3: a new worker loads
+/// epoch 1's autosaved weights file and resumes. Epochs 2 and 3 come out as if nothing had
+/// happened: same shuffles, same weights, same losses.
+#[test]
+fn a_run_resumed_from_its_checkpoint_trains_as_if_never_interrupted() {
+    use burn::module::Module;
+    use googlenet_web::model::weights;
+    let _turn = device_turn();
+    let config = TrainConfig { batch_size: 8, epochs: 3, input_size: 32, train_subset: Some(24), test_subset: Some(8), ..TrainConfig::default() };
+    let device = Device::flex();
+    // Every unit's loss (steps) or test loss (epoch ends), and the checkpoint after epoch 1.
+    let drive = |run: &mut TrainingRun, checkpoint: &mut Option<Vec<u8>>| {
+        let mut losses = Vec::new();
+        while let Some(unit) = block_on(run.advance()).unwrap() {
+            match unit {
+                Progress::Step(step) => losses.push((step.epoch, step.loss)),
+                Progress::Epoch(report) => {
+                    losses.push((report.epoch, report.test_loss));
+                    if report.epoch == 1 && checkpoint.is_none() {
+                        let cpu = block_on(weights::to_cpu(&run.model().valid())).unwrap();
+                        *checkpoint = Some(weights::save(&cpu, 32, &[("epochs", "1".into())]).unwrap());
+                    }
+                }
+                Progress::Testing { .. } => {}
+            }
+        }
+        losses
+    };
+    let mut checkpoint = None;
+    let mut whole = TrainingRun::new(config.clone(), train_split(), test_split(), &device).unwrap();
+    let uninterrupted = drive(&mut whole, &mut checkpoint);
+    assert_eq!(uninterrupted.len(), 3 * (3 + 1));
+
+    let (model, _) = weights::load(&checkpoint.expect("epoch 1 was saved"), &device).unwrap();
+    let mut resumed = TrainingRun::new(config.clone(), train_split(), test_split(), &device).unwrap().starting_from(model).resuming_after(1);
+    assert_eq!(resumed.epochs_done(), 1);
+    let mut unused = Some(Vec::new());
+    let after = drive(&mut resumed, &mut unused);
+    assert_eq!(after, uninterrupted[4..], "epochs 2 and 3 as in the uninterrupted run");
+
+    // Resuming from the checkpoint but with epoch 1's order again (no resuming_after) trains
+    // on other batches: the comparison above can fail.
+    let (model, _) = weights::load(&weights::save(&block_on(weights::to_cpu(&resumed.model().valid())).unwrap(), 32, &[]).unwrap(), &device).unwrap();
+    let mut restarted = TrainingRun::new(TrainConfig { epochs: 1, ..config }, train_split(), test_split(), &device).unwrap().starting_from(model);
+    let first_epoch_order = drive(&mut restarted, &mut Some(Vec::new()));
+    assert_ne!(first_epoch_order[..3], uninterrupted[4..7]);
+}
+
+/// The page's figures when a run resumes after epoch 1: epoch 2's partial steps are gone
+/// from the charts, the clock goes on from epoch 1's end, and the notice says what happened.
+#[test]
+fn progress_rewinds_to_the_checkpoint_when_a_run_resumes() {
+    use googlenet_web::train::StepReport;
+    let _turn = device_turn();
+    let mut progress = TrainingProgress::starting();
+    progress.apply(Update::Started { train_size: 16, test_size: 8, steps_per_epoch: 2, epochs: 3, resumed_after: 0 });
+    let step = |epoch, step_in_epoch| StepReport {
+        epoch,
+        step_in_epoch,
+        steps_per_epoch: 2,
+        batch_size: 8,
+        loss: 2.0,
+        batch_accuracy: 0.1,
+        epoch_loss: 2.0,
+        epoch_accuracy: 0.1,
+    };
+    let mut run = TrainingRun::new(
+        TrainConfig { batch_size: 8, epochs: 1, input_size: 16, train_subset: Some(16), test_subset: Some(8), ..TrainConfig::default() },
+        train_split(),
+        test_split(),
+        &Device::flex(),
+    )
+    .unwrap();
+    let epoch_report = loop {
+        if let Some(Progress::Epoch(report)) = block_on(run.advance()).unwrap() {
+            break report;
+        }
+    };
+    progress.apply(Update::Progress { progress: Progress::Step(step(1, 1)), train_seconds: 1.0, test_seconds: 0.0 });
+    progress.apply(Update::Progress { progress: Progress::Step(step(1, 2)), train_seconds: 2.0, test_seconds: 0.0 });
+    progress.apply(Update::Progress { progress: Progress::Epoch(epoch_report), train_seconds: 2.0, test_seconds: 0.5 });
+    progress.apply(Update::Progress { progress: Progress::Step(step(2, 1)), train_seconds: 3.0, test_seconds: 0.5 });
+    assert_eq!((progress.loss_curve.len(), progress.images_trained), (3, 24));
+
+    progress.resume_after(1, "The GPU device was lost".into());
+    assert_eq!(progress.phase, Phase::Starting);
+    assert_eq!(progress.history.len(), 1);
+    assert_eq!(progress.loss_curve.len(), 2, "epoch 2's step is dropped");
+    assert_eq!((progress.images_trained, progress.train_seconds, progress.test_seconds), (16, 2.0, 0.5));
+    assert_eq!(progress.notice.as_deref(), Some("The GPU device was lost"));
+    // The new worker's clock starts at zero: its seconds add to those before.
+    progress.apply(Update::Started { train_size: 16, test_size: 8, steps_per_epoch: 2, epochs: 3, resumed_after: 1 });
+    progress.apply(Update::Progress { progress: Progress::Step(step(2, 1)), train_seconds: 1.5, test_seconds: 0.0 });
+    assert_eq!((progress.train_seconds, progress.images_trained), (3.5, 24));
+    assert_eq!(progress.images_per_second(), Some(24.0 / 3.5));
 }

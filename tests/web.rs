@@ -158,7 +158,7 @@ async fn a_training_run_on_real_idx_bytes_learns_on_webgpu() {
     let test = Dataset::new(images[8 * 784..16 * 784].to_vec(), labels[8..16].to_vec()).unwrap();
     let mut run = TrainingRun::new(config, real_images(8), test, &engine.device).unwrap();
     let mut progress = TrainingProgress::starting();
-    progress.apply(Update::Started { train_size: 8, test_size: 8, steps_per_epoch: 1, epochs: 3 });
+    progress.apply(Update::Started { train_size: 8, test_size: 8, steps_per_epoch: 1, epochs: 3, resumed_after: 0 });
     let mut seconds = 0.0;
     while let Some(unit) = run.advance().await.expect("a unit of work on WebGPU") {
         seconds += 1.0;
@@ -214,7 +214,7 @@ async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
     log(&format!("worker updates: {}", updates.len()));
     assert_eq!(updates[0], Update::Ready);
     assert!(matches!(&updates[1], Update::Engine { backend: Backend::Cpu, .. }), "{:?}", updates[1]);
-    assert_eq!(updates[2], Update::Started { train_size: 8, test_size: 6, steps_per_epoch: 2, epochs: 2 });
+    assert_eq!(updates[2], Update::Started { train_size: 8, test_size: 6, steps_per_epoch: 2, epochs: 2, resumed_after: 0 });
     let units: String = updates
         .iter()
         .filter_map(|u| match u {
@@ -461,4 +461,64 @@ async fn ten_train_stop_cycles_on_webgpu_do_not_grow_memory() {
     // reserve no more after ten runs than after three.
     let (reserved_2, reserved_9) = (reserved_2.expect("WebGPU pools"), reserved_9.expect("WebGPU pools"));
     assert!(reserved_9 <= reserved_2 + reserved_2 / 10, "{line}");
+}
+
+/// The GPU lost in the middle of epoch 2 (the test hook destroys the worker's device, as a
+/// driver reset would): the worker reports the loss, and nothing else — no failed run, no
+/// panic. A new worker, given epoch 1's autosave, resumes on a new device and finishes
+/// epochs 2 and 3.
+#[wasm_bindgen_test]
+async fn a_lost_gpu_is_reported_and_a_new_worker_resumes_from_the_checkpoint() {
+    let heard: Heard = Rc::default();
+    let weights_file: Rc<RefCell<Option<Uint8Array>>> = Rc::default();
+    let spawn = || {
+        let (heard, weights_file) = (heard.clone(), weights_file.clone());
+        TrainerWorker::spawn(move |update, weights| {
+            if weights.is_some() {
+                weights_file.replace(weights);
+            }
+            heard.borrow_mut().push(update)
+        })
+        .expect("a worker starts")
+    };
+    let config = TrainConfig { batch_size: 4, epochs: 3, input_size: 32, train_subset: Some(8), test_subset: Some(4), ..TrainConfig::default() };
+    let data = real_images(16);
+    let worker = spawn();
+    worker.start(config.clone(), BackendPreference::WebGpu, data.split(), data.split());
+    let autosave = |u: &Update| matches!(u, Update::Weights { purpose: WeightsPurpose::Autosave, .. });
+    wait_for(&heard, "epoch 1's autosave", |u| autosave(u) || matches!(u, Update::Failed { .. })).await;
+    let checkpoint = weights_file.take().expect("epoch 1's weights file");
+    worker.send(&Command::LoseDevice);
+    wait_for(&heard, "the lost device", |u| matches!(u, Update::DeviceLost { .. } | Update::Failed { .. } | Update::Crashed { .. })).await;
+    // Whatever the run was doing when the device went fails now, and must not be reported
+    // as anything but the loss.
+    sleep(1000).await;
+    let before = heard.take();
+    log(&format!("lost: {:?}", before.iter().filter(|u| matches!(u, Update::DeviceLost { .. })).collect::<Vec<_>>()));
+    assert!(before.iter().any(|u| matches!(u, Update::DeviceLost { message } if message.contains("Destroyed"))), "{before:?}");
+    assert!(!before.iter().any(|u| matches!(u, Update::Failed { .. } | Update::Crashed { .. })), "{before:?}");
+    assert!(!before.iter().any(|u| matches!(u, Update::Finished { .. })), "the run was lost mid-way: {before:?}");
+    drop(worker);
+
+    let worker = spawn();
+    worker.resume(config, BackendPreference::WebGpu, data.split(), data.split(), 1, &checkpoint);
+    wait_for(&heard, "the end of the resumed run", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. } | Update::Crashed { .. })).await;
+    let after = heard.take();
+    assert!(after.contains(&Update::Started { train_size: 8, test_size: 4, steps_per_epoch: 2, epochs: 3, resumed_after: 1 }), "{after:?}");
+    // It classifies with the checkpoint's model until epoch 2 ends.
+    assert!(after.iter().any(|u| matches!(u, Update::Model { info: Some(info) } if info.epochs == Some(1))), "{after:?}");
+    let epochs: Vec<usize> = after
+        .iter()
+        .filter_map(|u| match u {
+            Update::Progress { progress: Progress::Epoch(report), .. } => Some(report.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, [2, 3]);
+    let first_step = after.iter().find_map(|u| match u {
+        Update::Progress { progress: Progress::Step(step), .. } => Some(step.epoch),
+        _ => None,
+    });
+    assert_eq!(first_step, Some(2));
+    assert_eq!(after.last(), Some(&Update::Finished { stopped: false }));
 }

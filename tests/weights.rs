@@ -144,3 +144,48 @@ fn an_unusable_input_size_is_refused() {
     bytes[8..8 + header_len].copy_from_slice(patched.as_bytes());
     assert!(matches!(refusal(&bytes), WeightsError::OtherModel(detail) if detail.contains("9x")));
 }
+
+#[test]
+fn a_file_with_one_tensor_too_many_is_refused_by_name() {
+    let (_, bytes) = saved_model();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let extra = [0u8; 4];
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = file.tensors();
+    tensors.push(("aux_classifier.bias".into(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1], &extra).unwrap()));
+    let bytes = safetensors::serialize(tensors, None).unwrap();
+    let error = refusal(&bytes);
+    assert_eq!(error.to_string(), "these are the weights of another model: the file has 1 tensor this GoogLeNet does not (the first: `aux_classifier.bias`)");
+}
+
+/// The fuzz target checks headers against a list of GoogLeNet's tensors kept beside it (it
+/// builds without Burn); that list must be the model's.
+#[test]
+fn the_fuzz_targets_list_of_tensors_is_the_models() {
+    let model = GoogLeNetConfig::new().init(&Device::flex());
+    let table: String = weights::tensor_table(&model)
+        .into_iter()
+        .map(|(name, shape)| format!("{name} {}\n", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(",")))
+        .collect();
+    assert_eq!(table.lines().count(), 116);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/googlenet-tensors.txt");
+    let kept = std::fs::read_to_string(path).unwrap_or_default();
+    if kept != table {
+        let fresh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/generated/googlenet-tensors.txt");
+        std::fs::create_dir_all(std::path::Path::new(fresh).parent().unwrap()).unwrap();
+        std::fs::write(fresh, &table).unwrap();
+        panic!("{path} is not the model's list of tensors: the model's is in {fresh}");
+    }
+}
+
+/// A header may declare a tensor that ends near 2^64 bytes: the length checks must neither
+/// overflow nor accept it.
+#[test]
+fn a_header_declaring_exabytes_is_refused() {
+    let end = u64::MAX - 3;
+    let header = format!(r#"{{"dense.bias":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{end}]}}}}"#, (end / 4));
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0; 64]);
+    let error = refusal(&bytes);
+    assert!(matches!(error, WeightsError::NotWeights(_) | WeightsError::Truncated(_)), "{error}");
+}

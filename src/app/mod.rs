@@ -32,8 +32,11 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
     // The loaded files outlive any change of device.
     let loader = RwSignal::new(Loader::default());
     // The worker that owns the model, shared by training and classifying.
-    let session = Session::new(preference);
+    let session = Session::new(preference, loader);
     provide_context(session);
+    if url_flag("test-hooks") {
+        install_test_hooks(session);
+    }
 
     view! {
         <header class="masthead">
@@ -53,6 +56,11 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
         </nav>
         <main>
             <BackendPicker preference />
+            {move || session.device_notice.get().map(|text| view! {
+                <p class="status warning" id="device-notice" role="alert">
+                    {text} " " <button type="button" on:click=move |_| session.device_notice.set(None)>"Dismiss"</button>
+                </p>
+            })}
             <Suspense fallback=|| view! { <p class="status pending">"Starting the device…"</p> }>
                 {move || engine.get().map(|engine| view! { <EngineStatus engine /> })}
             </Suspense>
@@ -68,16 +76,30 @@ pub fn App(#[prop(optional)] backend: Option<BackendPreference>) -> impl IntoVie
     }
 }
 
+/// The page's query parameters, `name=value` or `name`.
+fn query_pairs() -> Vec<String> {
+    let search = web_sys::window().and_then(|window| window.location().search().ok()).unwrap_or_default();
+    search.trim_start_matches('?').split('&').filter(|pair| !pair.is_empty()).map(str::to_owned).collect()
+}
+
 /// `?backend=webgpu|cpu|auto`; anything else means auto.
 fn preference_from_url() -> BackendPreference {
-    web_sys::window()
-        .and_then(|window| window.location().search().ok())
-        .and_then(|search| {
-            search
-                .trim_start_matches('?')
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("backend="))
-                .and_then(BackendPreference::parse)
-        })
-        .unwrap_or_default()
+    query_pairs().iter().find_map(|pair| pair.strip_prefix("backend=")).and_then(BackendPreference::parse).unwrap_or_default()
+}
+
+/// Whether the page's address has `?name` (or `&name`).
+fn url_flag(name: &str) -> bool {
+    query_pairs().iter().any(|pair| pair == name || pair.strip_prefix(name).is_some_and(|rest| rest.starts_with('=')))
+}
+
+/// `window.googlenetTestHooks.loseDevice()`: what the end-to-end test calls to lose the GPU
+/// mid-run. Only with `?test-hooks` in the address.
+fn install_test_hooks(session: Session) {
+    use wasm_bindgen::prelude::*;
+    let hooks = js_sys::Object::new();
+    let lose_device = Closure::<dyn Fn()>::new(move || session.lose_device()).into_js_value();
+    let _ = js_sys::Reflect::set(&hooks, &"loseDevice".into(), &lose_device);
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &"googlenetTestHooks".into(), &hooks);
+    }
 }

@@ -11,7 +11,7 @@ use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, Url};
 use super::benchmark::{self, BenchState};
 use super::storage;
 use crate::bench::BenchConfig;
-use crate::data::Split;
+use crate::data::{Loader, Split, SplitName};
 use crate::engine::BackendPreference;
 use crate::infer::Prediction;
 use crate::train::{Command, FeatureMaps, ModelInfo, ModelOrigin, TrainConfig, TrainingProgress, Update, WeightsPurpose};
@@ -33,6 +33,22 @@ struct ClassifyQueue {
     pending: Option<Vec<u8>>,
     /// Answers to requests older than this are for a picture no longer shown.
     current_from: u64,
+}
+
+/// A recovery gives up after this many lost workers in one run: something is wrong beyond a
+/// driver reset, and the page says so instead of looping.
+const MAX_RECOVERIES: u32 = 3;
+/// Nor does the page start workers without end: after this many lost in all, it asks for a
+/// reload.
+const MAX_LOST_WORKERS: u32 = 8;
+
+/// The run under way, as the page needs it to go on after losing its worker.
+struct ActiveRun {
+    config: TrainConfig,
+    backend: BackendPreference,
+    /// The last epoch's weights file (its autosave), and that epoch.
+    checkpoint: Option<(Uint8Array, usize)>,
+    recoveries: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -64,11 +80,22 @@ pub struct Session {
     /// start: the benchmark's cold-start figures.
     page_ready_ms: f64,
     first_prediction_ms: StoredValue<Option<f64>>,
+    /// The loaded files: a run that lost its worker goes on with them.
+    loader: RwSignal<Loader>,
+    run: StoredValue<Option<ActiveRun>, LocalStorage>,
+    /// The weights file of the model the worker holds, and where it came from: a new worker
+    /// gets it back.
+    model_file: StoredValue<Option<(Uint8Array, ModelOrigin)>, LocalStorage>,
+    /// A file sent to the worker and not yet accepted.
+    pending_file: StoredValue<Option<Uint8Array>, LocalStorage>,
+    /// What happened to the device or the worker, and what the page did about it.
+    pub device_notice: RwSignal<Option<String>>,
+    lost_workers: StoredValue<u32>,
 }
 
 impl Session {
     /// Starts the worker and restores the autosave, if any.
-    pub fn new(preference: RwSignal<BackendPreference>) -> Self {
+    pub fn new(preference: RwSignal<BackendPreference>, loader: RwSignal<Loader>) -> Self {
         let session = Self {
             worker: StoredValue::new_local(None),
             queue: StoredValue::new_local(ClassifyQueue::default()),
@@ -87,6 +114,12 @@ impl Session {
             benchmark: RwSignal::new(BenchState::default()),
             page_ready_ms: benchmark::now_ms(),
             first_prediction_ms: StoredValue::new(None),
+            loader,
+            run: StoredValue::new_local(None),
+            model_file: StoredValue::new_local(None),
+            pending_file: StoredValue::new_local(None),
+            device_notice: RwSignal::new(None),
+            lost_workers: StoredValue::new(0),
         };
         leptos::task::spawn_local(async move { session.restore().await });
         session
@@ -109,9 +142,102 @@ impl Session {
 
     pub fn start_training(&self, config: TrainConfig, train: Split<'_>, test: Split<'_>) -> Result<(), String> {
         let backend = self.preference.get_untracked();
-        self.with_worker(|worker| worker.start(config, backend, train, test))?;
+        self.with_worker(|worker| worker.start(config.clone(), backend, train, test))?;
         self.progress.set(TrainingProgress::starting());
+        self.run.set_value(Some(ActiveRun { config, backend, checkpoint: None, recoveries: 0 }));
         Ok(())
+    }
+
+    /// The test hook behind `?test-hooks`: has the worker destroy its WebGPU device.
+    pub fn lose_device(&self) {
+        self.send(Command::LoseDevice);
+    }
+
+    /// The worker is gone (its device lost, or a panic): a new one takes over, with the model
+    /// the old one held, and the run under way goes on from its last checkpoint.
+    fn recover(&self, what: String) {
+        self.worker.set_value(None);
+        self.queue.set_value(ClassifyQueue::default());
+        self.lost_workers.update_value(|lost| *lost += 1);
+        if self.lost_workers.get_value() > MAX_LOST_WORKERS {
+            self.run.set_value(None);
+            self.progress.update(|progress| {
+                if progress.phase.is_running() {
+                    progress.phase = crate::train::Phase::Failed;
+                    progress.error = Some(what.clone());
+                }
+            });
+            let notice = format!("{what}. The worker was lost {MAX_LOST_WORKERS} times: reload the page (your autosaved model comes back).");
+            web_sys::console::warn_1(&format!("googlenet-web: {notice}").into());
+            return self.device_notice.set(Some(notice));
+        }
+        let run = self.run.try_update_value(|run| {
+            run.as_mut().map(|run| {
+                run.recoveries += 1;
+                (run.config.clone(), run.backend, run.checkpoint.clone(), run.recoveries)
+            })
+        });
+        let mut notice = format!("{what}. A new worker took over on a fresh device");
+        match run.flatten() {
+            Some((_, _, checkpoint, recoveries)) if recoveries > MAX_RECOVERIES => {
+                self.run.set_value(None);
+                self.restore_model();
+                let kept = checkpoint.map_or(String::new(), |(_, epoch)| format!(" The model of epoch {epoch} is kept."));
+                self.progress.update(|progress| {
+                    progress.phase = crate::train::Phase::Failed;
+                    progress.error = Some(format!("the worker was lost {recoveries} times in this run; training stopped.{kept}"));
+                });
+                notice += ", without the run, which lost its worker too often";
+            }
+            Some((config, backend, checkpoint, _)) => {
+                let completed = checkpoint.as_ref().map_or(0, |(_, epoch)| *epoch);
+                let resumed = self.loader.with_untracked(|loader| {
+                    let (train, test) = (loader.split(SplitName::Train), loader.split(SplitName::Test));
+                    let (Some(train), Some(test)) = (train, test) else {
+                        return Err("the data files are no longer loaded".to_owned());
+                    };
+                    self.with_worker(|worker| match &checkpoint {
+                        Some((bytes, epoch)) => worker.resume(config, backend, train, test, *epoch, bytes),
+                        None => worker.start(config, backend, train, test),
+                    })
+                });
+                match resumed {
+                    Ok(()) => {
+                        notice += &if completed > 0 {
+                            format!(" and resumed training from the checkpoint of epoch {completed}")
+                        } else {
+                            " and started training again (no epoch had ended, so there was no checkpoint)".to_owned()
+                        };
+                        let note = format!("{notice}.");
+                        self.progress.update(|progress| progress.resume_after(completed, note));
+                    }
+                    Err(message) => {
+                        self.run.set_value(None);
+                        self.restore_model();
+                        notice += &format!("; training could not go on: {message}");
+                        self.progress.update(|progress| {
+                            progress.phase = crate::train::Phase::Failed;
+                            progress.error = Some(message);
+                        });
+                    }
+                }
+            }
+            None => {
+                if self.restore_model() {
+                    notice += " and reloaded the model";
+                }
+            }
+        }
+        web_sys::console::warn_1(&format!("googlenet-web: {notice}.").into());
+        self.device_notice.set(Some(format!("{notice}.")));
+    }
+
+    /// Gives a new worker the model the last one held; `false` when there was none.
+    fn restore_model(&self) -> bool {
+        let Some((bytes, origin)) = self.model_file.get_value() else { return false };
+        let backend = self.preference.get_untracked();
+        self.pending_file.set_value(Some(bytes.clone()));
+        self.with_worker(|worker| worker.load_weights(origin, backend, &bytes)).is_ok()
     }
 
     pub fn control(&self, command: Command) {
@@ -152,6 +278,7 @@ impl Session {
         self.weights_note.set(Some((format!("Reading {name}…"), false)));
         let backend = self.preference.get_untracked();
         let origin = ModelOrigin::File { name };
+        self.pending_file.set_value(Some(bytes.clone()));
         if let Err(message) = self.with_worker(|worker| worker.load_weights(origin, backend, bytes)) {
             self.weights_note.set(Some((message, true)));
         }
@@ -186,6 +313,7 @@ impl Session {
             }
         });
         self.restored.set(None);
+        self.model_file.set_value(None);
         self.send(Command::ResetModel);
     }
 
@@ -202,6 +330,7 @@ impl Session {
                 });
                 self.restored.set(Some(format!("Restored the {what} this browser saved on {when}.")));
                 let backend = self.preference.get_untracked();
+                self.pending_file.set_value(Some(autosave.bytes.clone()));
                 let restored = self.with_worker(|worker| worker.load_weights(ModelOrigin::Restored, backend, &autosave.bytes));
                 if let Err(message) = restored {
                     self.weights_note.set(Some((message, true)));
@@ -214,7 +343,22 @@ impl Session {
 
     fn receive(&self, update: Update, weights: Option<Uint8Array>) {
         match update {
+            Update::DeviceLost { message } => {
+                let session = *self;
+                // Not from inside the old worker's message handler, which this replaces.
+                leptos::task::spawn_local(async move { session.recover(format!("The GPU device was lost ({message})")) });
+            }
+            Update::Crashed { message } => {
+                let session = *self;
+                leptos::task::spawn_local(async move { session.recover(format!("The training worker stopped ({message})")) });
+            }
             Update::Model { info } => {
+                // The bytes of a file the worker accepted are what a new worker would get.
+                if let Some(ModelInfo { origin: origin @ (ModelOrigin::File { .. } | ModelOrigin::Restored), .. }) = &info {
+                    if let Some(bytes) = self.pending_file.try_update_value(Option::take).flatten() {
+                        self.model_file.set_value(Some((bytes, origin.clone())));
+                    }
+                }
                 // Another model: its filters are read afresh when shown.
                 self.filters.set(None);
                 match &info {
@@ -267,6 +411,14 @@ impl Session {
                     Err(message) => self.weights_note.set(Some((message, true))),
                 },
                 (WeightsPurpose::Autosave, Some(bytes)) => {
+                    // The run's checkpoint, and the model a new worker would get.
+                    let epoch = info.epochs.unwrap_or(0);
+                    self.run.update_value(|run| {
+                        if let Some(run) = run {
+                            run.checkpoint = Some((bytes.clone(), epoch));
+                        }
+                    });
+                    self.model_file.set_value(Some((bytes.clone(), ModelOrigin::Trained)));
                     let session = *self;
                     leptos::task::spawn_local(async move {
                         if let Err(message) = storage::save(&bytes, &info).await {
@@ -276,7 +428,10 @@ impl Session {
                 }
                 (_, None) => self.weights_note.set(Some(("the worker sent no weights file".into(), true))),
             },
-            Update::WeightsFailed { message } => self.weights_note.set(Some((message, true))),
+            Update::WeightsFailed { message } => {
+                self.pending_file.set_value(None);
+                self.weights_note.set(Some((message, true)));
+            }
             Update::Activations { id, block, branches } => {
                 if id == self.latest_inside.get_value() {
                     self.inside_error.set(None);
@@ -297,7 +452,12 @@ impl Session {
                 });
             }
             Update::BenchmarkFailed { message } => self.benchmark.set(BenchState { error: Some(message), ..BenchState::default() }),
-            update => self.progress.update(|progress| progress.apply(update)),
+            update => {
+                if matches!(update, Update::Finished { .. } | Update::Failed { .. }) {
+                    self.run.set_value(None);
+                }
+                self.progress.update(|progress| progress.apply(update));
+            }
         }
     }
 }

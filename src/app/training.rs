@@ -225,6 +225,7 @@ fn RunView(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMet
 
     view! {
         <p class=status_class data-phase=move || format!("{:?}", progress.with(|p| p.phase))>{status}</p>
+        {move || progress.with(|p| p.notice.clone()).map(|text| view! { <p class="status warning run-notice">{text}</p> })}
         {move || engine.get().map(|engine| view! { <p class="worker-engine">"Worker: " {engine}</p> })}
         <Bars progress />
         <Figures progress frame_gap />

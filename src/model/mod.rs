@@ -10,6 +10,7 @@ mod googlenet;
 mod inception;
 mod trace;
 pub mod weights;
+mod weights_file;
 
 pub use blocks::{ConvRelu, ConvReluConfig, ConvPoolBlock, ConvPoolBlockConfig, Layer};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig, BLOCK_NAMES};

@@ -47,6 +47,14 @@ pub struct TrainingProgress {
     pub train_seconds: f64,
     pub test_seconds: f64,
     pub error: Option<String>,
+    /// What interrupted the run and how it went on (a lost GPU), for the page to say.
+    pub notice: Option<String>,
+    /// `(train_seconds, test_seconds)` when each epoch of `history` ended: where a resumed
+    /// run's clock starts again.
+    epoch_end_seconds: Vec<(f64, f64)>,
+    /// Time spent before the worker that reports now took over (a resumed run's worker
+    /// starts its clock at zero).
+    seconds_before: (f64, f64),
 }
 
 impl TrainingProgress {
@@ -59,7 +67,7 @@ impl TrainingProgress {
         match update {
             Update::Ready => {}
             Update::Engine { summary, .. } => self.engine = Some(summary),
-            Update::Started { train_size, test_size, steps_per_epoch, epochs } => {
+            Update::Started { train_size, test_size, steps_per_epoch, epochs, resumed_after: _ } => {
                 self.train_size = train_size;
                 self.test_size = test_size;
                 self.steps_per_epoch = steps_per_epoch;
@@ -67,8 +75,8 @@ impl TrainingProgress {
                 self.phase = Phase::Training;
             }
             Update::Progress { progress, train_seconds, test_seconds } => {
-                self.train_seconds = train_seconds;
-                self.test_seconds = test_seconds;
+                self.train_seconds = self.seconds_before.0 + train_seconds;
+                self.test_seconds = self.seconds_before.1 + test_seconds;
                 self.progress(progress);
             }
             Update::Paused => self.phase = Phase::Paused,
@@ -93,7 +101,9 @@ impl TrainingProgress {
             | Update::Benchmarking { .. }
             | Update::Benchmarked { .. }
             | Update::BenchmarkFailed { .. }
-            | Update::Memory { .. } => {}
+            | Update::Memory { .. }
+            | Update::DeviceLost { .. }
+            | Update::Crashed { .. } => {}
         }
     }
 
@@ -119,11 +129,32 @@ impl TrainingProgress {
             Progress::Epoch(report) => {
                 self.testing = None;
                 self.history.push(*report);
+                self.epoch_end_seconds.push((self.train_seconds, self.test_seconds));
                 if !paused {
                     self.phase = Phase::Training;
                 }
             }
         }
+    }
+
+    /// Goes back to the end of epoch `completed` (0: the start), where a run interrupted later
+    /// resumes from its checkpoint: what came after is dropped from the figures and charts,
+    /// and `notice` says why.
+    pub fn resume_after(&mut self, completed: usize, notice: String) {
+        let completed = completed.min(self.history.len());
+        self.history.truncate(completed);
+        self.epoch_end_seconds.truncate(completed);
+        let end = completed as f64 + 1e-9;
+        self.loss_curve.retain(|&(x, _)| x <= end);
+        self.accuracy_curve.retain(|&(x, _)| x <= end);
+        self.images_trained = completed * self.train_size;
+        self.seconds_before = self.epoch_end_seconds.last().copied().unwrap_or_default();
+        (self.train_seconds, self.test_seconds) = self.seconds_before;
+        self.last_step = None;
+        self.testing = None;
+        self.error = None;
+        self.phase = Phase::Starting;
+        self.notice = Some(notice);
     }
 
     pub fn latest_epoch(&self) -> Option<&EpochReport> {

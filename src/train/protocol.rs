@@ -12,8 +12,15 @@ use crate::engine::{Backend, BackendPreference};
 /// Page → worker.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// Train a fresh model on the training and test splits sent with this message.
-    Start { config: TrainConfig, backend: BackendPreference },
+    /// Train a fresh model on the training and test splits sent with this message; or, with
+    /// `resume_after` = n > 0, go on from the checkpoint of epoch n sent beside it (a weights
+    /// file) as if the run had not been interrupted: epochs n + 1 onwards, same shuffles.
+    Start {
+        config: TrainConfig,
+        backend: BackendPreference,
+        #[serde(default)]
+        resume_after: usize,
+    },
     Pause,
     Resume,
     /// Ends the run after the current unit of work; the model keeps what it learned.
@@ -36,6 +43,9 @@ pub enum Command {
     Benchmark { config: BenchConfig, backend: BackendPreference },
     /// How much memory the worker holds; answered by `Memory`.
     Memory,
+    /// Test hook: destroys the WebGPU device, as a driver reset or a GPU that went away would
+    /// lose it. Answered by `DeviceLost` (nothing happens on the CPU backend).
+    LoseDevice,
 }
 
 /// One branch's feature maps, as read back for the page.
@@ -103,7 +113,8 @@ pub enum Update {
     Ready,
     /// The worker's device, as [`crate::engine::Engine::summary`] words it.
     Engine { backend: Backend, summary: String },
-    Started { train_size: usize, test_size: usize, steps_per_epoch: usize, epochs: usize },
+    /// `resumed_after`: the epochs a resumed run starts after (0 for a fresh run).
+    Started { train_size: usize, test_size: usize, steps_per_epoch: usize, epochs: usize, resumed_after: usize },
     /// One unit of work is done; `train_seconds` is the time spent in SGD steps so far
     /// (pauses and test passes excluded), `test_seconds` the time in test passes.
     Progress { progress: Progress, train_seconds: f64, test_seconds: f64 },
@@ -137,6 +148,12 @@ pub enum Update {
     /// The worker's WebAssembly memory (it only grows: its peak), and what the device's
     /// memory pools hold and reserve (`None` on the CPU backend or before any device).
     Memory { wasm_bytes: u64, device_in_use: Option<u64>, device_reserved: Option<u64> },
+    /// The WebGPU device is lost: nothing more can run on it. The page replaces the worker
+    /// with a fresh one on a new device and resumes from the last checkpoint.
+    DeviceLost { message: String },
+    /// The worker panicked (its message): it can do nothing more, and the page replaces it as
+    /// for a lost device. Also sent by the page's side for an error the worker did not catch.
+    Crashed { message: String },
 }
 
 // `to_json` cannot fail: plain structs with string keys always serialise (serde_json writes a

@@ -172,6 +172,23 @@ impl TrainingRun {
         self
     }
 
+    /// Skips the first `completed` epochs (their weights come from a checkpoint, through
+    /// [`Self::starting_from`]): the run goes on with epoch `completed + 1`, shuffled as it
+    /// would have been had it never stopped. SGD without momentum keeps no other state.
+    pub fn resuming_after(mut self, completed: usize) -> Self {
+        let completed = completed.min(self.config.epochs);
+        for _ in 0..completed {
+            self.shuffler.shuffle(&mut self.order);
+        }
+        self.epoch = completed;
+        self
+    }
+
+    /// Epochs trained and tested so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
     /// The model as trained so far (on the autodiff device).
     pub fn model(&self) -> &GoogLeNet {
         self.model.as_ref().expect("the model is only taken inside a step")

@@ -84,8 +84,9 @@ impl TrainerWorker {
                 on_update(update, weights);
             }
         });
+        // An error the worker did not catch: it may be unusable now, as after a panic.
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-            on_update(Update::Failed { message: format!("the training worker failed: {}", event.message()) }, None);
+            on_update(Update::Crashed { message: event.message() }, None);
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -105,7 +106,18 @@ impl TrainerWorker {
     /// copy (their buffers are transferred).
     pub fn start(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>) {
         let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
-        self.post_with_bytes(&Command::Start { config, backend }, &parts);
+        self.post_with_bytes(&Command::Start { config, backend, resume_after: 0 }, &parts);
+    }
+
+    /// Goes on with a run after epoch `completed`, from `checkpoint` (that epoch's weights
+    /// file, copied): what the page does when a worker was lost mid-run.
+    pub fn resume(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>, completed: usize, checkpoint: &Uint8Array) {
+        let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
+        let (message, transfer) = Self::with_bytes(&Command::Start { config, backend, resume_after: completed }, &parts);
+        let copy = Uint8Array::new(checkpoint);
+        let _ = Reflect::set(&message, &WEIGHTS.into(), &copy);
+        transfer.push(&copy.buffer());
+        self.post(message, transfer);
     }
 
     /// Runs the benchmark on a copy of `sample` (its training images), transferred likewise.
@@ -116,6 +128,13 @@ impl TrainerWorker {
     /// Sends `command` with a copy of each byte slice beside it under its key; the copies'
     /// buffers are transferred, not copied again.
     fn post_with_bytes(&self, command: &Command, parts: &[(&str, &[u8])]) {
+        let (message, transfer) = Self::with_bytes(command, parts);
+        self.post(message, transfer);
+    }
+
+    /// The message for `command` with a copy of each byte slice beside it, and the buffers to
+    /// transfer.
+    fn with_bytes(command: &Command, parts: &[(&str, &[u8])]) -> (JsValue, Array) {
         let message = envelope(command);
         let transfer = Array::new();
         for &(key, bytes) in parts {
@@ -123,7 +142,7 @@ impl TrainerWorker {
             transfer.push(&array.buffer());
             let _ = Reflect::set(&message, &key.into(), &array);
         }
-        self.post(message, transfer);
+        (message, transfer)
     }
 
     /// Asks the worker to use the weights file `bytes` (a copy goes; `bytes` stays usable).
@@ -145,6 +164,9 @@ impl TrainerWorker {
 
 impl Drop for TrainerWorker {
     fn drop(&mut self) {
+        // Nothing it still sends may reach the closures, which go with it.
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
         self.worker.terminate();
     }
 }

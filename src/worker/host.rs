@@ -64,7 +64,12 @@ pub fn start_training_worker() {
     if STARTED.replace(true) {
         return;
     }
-    console_error_panic_hook::set_once();
+    // A panic leaves this module unusable: say so to the page, which starts a new worker.
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        post(&Update::Crashed { message: info.to_string() });
+    }));
+    engine::on_device_lost(|message| post(&Update::DeviceLost { message }));
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let host = Rc::new(Host::default());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| handle(&host, event.data()));
@@ -81,15 +86,16 @@ fn handle(host: &Rc<Host>, data: JsValue) {
         None => return post(&Update::Failed { message: "the worker got a message without a command".into() }),
     };
     match command {
-        Command::Start { config, backend } => {
+        Command::Start { config, backend, resume_after } => {
             if host.busy.get() {
                 return post(&Update::Failed { message: "a run is already under way: stop it first".into() });
             }
             let train = dataset(&data, TRAIN_IMAGES, TRAIN_LABELS);
             let test = dataset(&data, TEST_IMAGES, TEST_LABELS);
+            let checkpoint = (resume_after > 0).then(|| (weights_beside(&data), resume_after));
             host.busy.set(true);
             host.control.set(Control::Run);
-            wasm_bindgen_futures::spawn_local(run_training(host.clone(), config, backend, train, test));
+            wasm_bindgen_futures::spawn_local(run_training(host.clone(), config, backend, train, test, checkpoint));
         }
         Command::Pause if host.busy.get() && host.control.get() == Control::Run => host.control.set(Control::Pause),
         Command::Resume if host.control.get() == Control::Pause => host.control.set(Control::Run),
@@ -98,12 +104,7 @@ fn handle(host: &Rc<Host>, data: JsValue) {
         Command::Classify { id, frames, backend } => wasm_bindgen_futures::spawn_local(classify(host.clone(), id, frames, backend)),
         Command::SaveWeights { purpose } => wasm_bindgen_futures::spawn_local(save_weights(host.clone(), purpose)),
         Command::LoadWeights { origin, backend } => {
-            let bytes = Reflect::get(&data, &WEIGHTS.into())
-                .ok()
-                .and_then(|value| value.dyn_into::<Uint8Array>().ok())
-                .map(|array| array.to_vec())
-                .unwrap_or_default();
-            wasm_bindgen_futures::spawn_local(load_weights(host.clone(), bytes, origin, backend));
+            wasm_bindgen_futures::spawn_local(load_weights(host.clone(), weights_beside(&data), origin, backend));
         }
         Command::Activations { id, frame, block, channels, backend } => {
             wasm_bindgen_futures::spawn_local(activations(host.clone(), id, frame, block, channels, backend));
@@ -121,6 +122,11 @@ fn handle(host: &Rc<Host>, data: JsValue) {
         Command::ResetModel => {
             host.model.replace(None);
             post(&Update::Model { info: None });
+        }
+        Command::LoseDevice => {
+            if !engine::lose_device() {
+                web_sys::console::warn_1(&"LoseDevice: this worker holds no WebGPU device".into());
+            }
         }
         Command::Memory => {
             let device = host.engine.borrow().as_ref().and_then(|(_, engine)| engine::device_memory(&engine.device));
@@ -264,6 +270,15 @@ async fn load_weights(host: Rc<Host>, bytes: Vec<u8>, origin: ModelOrigin, backe
     }
 }
 
+/// The weights file sent beside a command (empty when there is none: refused as empty).
+fn weights_beside(data: &JsValue) -> Vec<u8> {
+    Reflect::get(data, &WEIGHTS.into())
+        .ok()
+        .and_then(|value| value.dyn_into::<Uint8Array>().ok())
+        .map(|array| array.to_vec())
+        .unwrap_or_default()
+}
+
 /// A split sent with `Start`; empty when it is missing (the run then says which is missing).
 fn dataset(data: &JsValue, images: &str, labels: &str) -> Dataset {
     let bytes = |key: &str| {
@@ -276,18 +291,44 @@ fn dataset(data: &JsValue, images: &str, labels: &str) -> Dataset {
     Dataset::new(bytes(images), bytes(labels)).unwrap_or_default()
 }
 
-async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPreference, train: Dataset, test: Dataset) {
+/// Trains a run; `checkpoint`: the weights file of epoch n to resume after, and n.
+async fn run_training(
+    host: Rc<Host>,
+    config: TrainConfig,
+    backend: BackendPreference,
+    train: Dataset,
+    test: Dataset,
+    checkpoint: Option<(Vec<u8>, usize)>,
+) {
     let engine = host.engine(backend).await;
     post(&Update::Engine { backend: engine.backend, summary: engine.summary() });
-    let mut run = match TrainingRun::new(config, train, test, &engine.device) {
+    let started = TrainingRun::new(config, train, test, &engine.device).map_err(|error| error.to_string()).and_then(|run| {
+        let Some((bytes, completed)) = checkpoint else { return Ok(run) };
+        let (model, file) = weights::load(&bytes, &engine.device).map_err(|error| format!("the checkpoint could not be read: {error}"))?;
+        if file.input_size != run.config().input_size {
+            return Err(format!("the checkpoint is for {0}×{0} images, the run for {1}×{1}", file.input_size, run.config().input_size));
+        }
+        // Classify with the checkpoint's model until the next epoch ends.
+        let info = ModelInfo { origin: ModelOrigin::Trained, input_size: file.input_size, epochs: Some(completed), test_accuracy: file.metadata.get("test_accuracy").and_then(|text| text.parse().ok()) };
+        host.model.replace(Some((model.clone(), info.clone())));
+        post(&Update::Model { info: Some(info) });
+        Ok(run.starting_from(model).resuming_after(completed))
+    });
+    let mut run = match started {
         Ok(run) => run,
-        Err(error) => {
+        Err(message) => {
             host.busy.set(false);
-            return post(&Update::Failed { message: error.to_string() });
+            return post(&Update::Failed { message });
         }
     };
     let (train_size, test_size) = run.sizes();
-    post(&Update::Started { train_size, test_size, steps_per_epoch: run.steps_per_epoch(), epochs: run.config().epochs });
+    post(&Update::Started {
+        train_size,
+        test_size,
+        steps_per_epoch: run.steps_per_epoch(),
+        epochs: run.config().epochs,
+        resumed_after: run.epochs_done(),
+    });
 
     let (mut train_seconds, mut test_seconds) = (0.0, 0.0);
     let outcome = loop {
@@ -332,7 +373,16 @@ async fn run_training(host: Rc<Host>, config: TrainConfig, backend: BackendPrefe
                 post(&Update::Progress { progress, train_seconds, test_seconds });
             }
             Ok(None) => break Ok(false),
-            Err(error) => break Err(error.to_string()),
+            Err(error) => {
+                // A lost device fails the readback under way; its callback may come a moment
+                // later. The page hears of the loss from `DeviceLost`, not as a failed run.
+                sleep(100).await;
+                if engine::device_lost().is_some() {
+                    host.busy.set(false);
+                    return;
+                }
+                break Err(error.to_string());
+            }
         }
         // On the CPU backend a unit never waits for anything: let the page's commands in.
         sleep(0).await;

@@ -7,9 +7,10 @@
 Opens the page, loads the real Fashion-MNIST files through the file input, trains a short run,
 draws garments with pointer events and reads the predictions, classifies a test image, downloads
 the weights, reloads and sees them restored, loads the downloaded file, and is refused a damaged
-one, and runs a small benchmark. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
+one, runs a small benchmark, and loses the GPU mid-run (a test hook) to see training resume from
+its last checkpoint. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
 any request that leaves the page's origin."""
-import argparse, base64, glob, json, os, sys, urllib.parse
+import argparse, base64, glob, json, os, sys, time, urllib.parse
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("url")
@@ -20,7 +21,7 @@ a = p.parse_args()
 out = os.path.abspath(a.out)
 downloads = os.path.join(out, "downloads")
 os.makedirs(downloads, exist_ok=True)
-for old in glob.glob(os.path.join(downloads, "*")):
+for old in glob.glob(os.path.join(downloads, "*")) + glob.glob(os.path.join(out, "*.png")):
     os.remove(old)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -200,6 +201,37 @@ try:
     assert "loaded from" in model_line(), "a refused file leaves the model as it was"
     print("damaged file:", js("return document.querySelector('.weights-note').innerText"))
     shot("damaged-weights", "section.classify")
+
+    # A lost GPU mid-run, on WebGPU (`?backend=webgpu`; SwiftShader here): the test hook
+    # destroys the worker's device after epoch 1; the page says so, a new worker resumes
+    # from epoch 1's checkpoint on a fresh device, and the run ends with all its epochs.
+    check_requests()
+    sep = "&" if "?" in a.url else "?"
+    req("POST", "/url", {"url": a.url + sep + "backend=webgpu&test-hooks"})
+    until("the WebGPU device", lambda: "Running on WebGPU" in text(), 120)
+    upload("section.dataset input[type=file]", files)
+    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
+    js("""const set = (label, v) => { for (const l of document.querySelectorAll('label.field'))
+            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
+              i.dispatchEvent(new Event('input', {bubbles: true})); } };
+          set('Batch size', '16'); set('Epochs', '3'); set('Input size', '32'); set('Training images', '32');
+          set('Test images', '16');""")
+    click("button.primary")
+    # A step of epoch 2 on screen: epoch 1's autosave (sent before it) has reached the page.
+    until("a step of epoch 2", lambda: "Epoch 2 of 3 · step" in text(), 300)
+    lost_at = time.time()
+    js("window.googlenetTestHooks.loseDevice()")
+    notice = until("the notice of the lost device", lambda: js("const n = document.querySelector('#device-notice'); return n && n.innerText"), 120)
+    print("device lost: %s (notice after %.2f s)" % (notice, time.time() - lost_at))
+    assert "GPU device was lost" in notice and "resumed training from the checkpoint of epoch 1" in notice, notice
+    # (No screenshot mid-run: resizing the window for one stalls the page's frames.)
+    until("the end of the resumed run", lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase") in ("Finished", "Failed"), 600)
+    assert js("return document.querySelector('.run-status').dataset.phase") == "Finished", text()
+    print("resumed run finished %.1f s after the loss" % (time.time() - lost_at))
+    assert "Finished: 3 epochs" in text() and "3 epochs" in model_line(), text()
+    print("after the lost device:", js("return document.querySelector('.run-status').innerText"), "|", model_line(),
+          "| longest frame gap:", js("return document.querySelector('.figure.frame-gap .value').innerText"))
+    shot("resumed-after-device-loss", "section.training")
 
     check_console()
     check_requests()

@@ -91,6 +91,9 @@ pub struct Session {
     /// What happened to the device or the worker, and what the page did about it.
     pub device_notice: RwSignal<Option<String>>,
     lost_workers: StoredValue<u32>,
+    /// A recovery is on its way: the lost worker's further words (a panic after a lost
+    /// device, its error event) must not start a second one.
+    recovering: StoredValue<bool>,
 }
 
 impl Session {
@@ -120,6 +123,7 @@ impl Session {
             pending_file: StoredValue::new_local(None),
             device_notice: RwSignal::new(None),
             lost_workers: StoredValue::new(0),
+            recovering: StoredValue::new(false),
         };
         leptos::task::spawn_local(async move { session.restore().await });
         session
@@ -151,6 +155,17 @@ impl Session {
     /// The test hook behind `?test-hooks`: has the worker destroy its WebGPU device.
     pub fn lose_device(&self) {
         self.send(Command::LoseDevice);
+    }
+
+    /// Recovers from a lost worker once the handler of its last message has returned (the
+    /// recovery replaces that handler's worker).
+    fn start_recovery(&self, what: String) {
+        self.recovering.set_value(true);
+        let session = *self;
+        leptos::task::spawn_local(async move {
+            session.recover(what);
+            session.recovering.set_value(false);
+        });
     }
 
     /// The worker is gone (its device lost, or a panic): a new one takes over, with the model
@@ -343,15 +358,9 @@ impl Session {
 
     fn receive(&self, update: Update, weights: Option<Uint8Array>) {
         match update {
-            Update::DeviceLost { message } => {
-                let session = *self;
-                // Not from inside the old worker's message handler, which this replaces.
-                leptos::task::spawn_local(async move { session.recover(format!("The GPU device was lost ({message})")) });
-            }
-            Update::Crashed { message } => {
-                let session = *self;
-                leptos::task::spawn_local(async move { session.recover(format!("The training worker stopped ({message})")) });
-            }
+            Update::DeviceLost { .. } | Update::Crashed { .. } if self.recovering.get_value() => {}
+            Update::DeviceLost { message } => self.start_recovery(format!("The GPU device was lost ({message})")),
+            Update::Crashed { message } => self.start_recovery(format!("The training worker stopped ({message})")),
             Update::Model { info } => {
                 // The bytes of a file the worker accepted are what a new worker would get.
                 if let Some(ModelInfo { origin: origin @ (ModelOrigin::File { .. } | ModelOrigin::Restored), .. }) = &info {

@@ -113,6 +113,23 @@ try:
     until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
     shot("data")
 
+    # Two bad files from the suite in docs/bad-inputs.md: an interrupted download under the name
+    # of a loaded file, and a picture. Each gets its message; the loaded splits stay.
+    bad = os.path.join(out, "bad")
+    os.makedirs(bad, exist_ok=True)
+    with open(os.path.join(a.data, "t10k-images-idx3-ubyte.gz"), "rb") as f:
+        whole = f.read()
+    with open(os.path.join(bad, "t10k-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(whole[: len(whole) // 2])
+    with open(os.path.join(out, "01-start.png"), "rb") as f, open(os.path.join(bad, "photo.png"), "wb") as g:
+        g.write(f.read())
+    upload("section.dataset input[type=file]", sorted(glob.glob(os.path.join(bad, "*"))))
+    until("the refusals", lambda: "magic number 0x89504E47" in text() and "corrupt or cut short" in text())
+    assert "(10000 images) stays loaded" in text(), text()
+    assert "60000 images" in text() and text().count("10000") >= 2, "the loaded splits stay"
+    print("bad data files:", js("return [...document.querySelectorAll('.file-reports li.error')].map(l => l.innerText).join(' | ')")[:300])
+    shot("bad-data", "section.dataset")
+
     untrained = js("return document.querySelector('.prediction').innerText")
     assert "untrained" in untrained, untrained
     js("""const set = (label, v) => { for (const l of document.querySelectorAll('label.field'))

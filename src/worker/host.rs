@@ -309,7 +309,12 @@ async fn run_training(
             return Err(format!("the checkpoint is for {0}×{0} images, the run for {1}×{1}", file.input_size, run.config().input_size));
         }
         // Classify with the checkpoint's model until the next epoch ends.
-        let info = ModelInfo { origin: ModelOrigin::Trained, input_size: file.input_size, epochs: Some(completed), test_accuracy: file.metadata.get("test_accuracy").and_then(|text| text.parse().ok()) };
+        let info = ModelInfo {
+            origin: ModelOrigin::Trained,
+            input_size: file.input_size,
+            epochs: Some(completed),
+            test_accuracy: file.metadata.get("test_accuracy").and_then(|text| text.parse().ok()),
+        };
         host.model.replace(Some((model.clone(), info.clone())));
         post(&Update::Model { info: Some(info) });
         Ok(run.starting_from(model).resuming_after(completed))

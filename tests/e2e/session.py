@@ -80,6 +80,18 @@ def model_line():
     return js("const m = document.querySelector('.model-info'); return m && m.innerText")
 
 
+def set_fields(values):
+    """Types `values` ({label: value}) into the training settings, as a user would."""
+    js("""for (const [label, v] of Object.entries(arguments[0])) for (const l of document.querySelectorAll('label.field'))
+            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
+              i.dispatchEvent(new Event('input', {bubbles: true})); }""", values)
+
+
+def load_data(files):
+    upload("section.dataset input[type=file]", files)
+    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
+
+
 def check_console():
     logs = browser.console()
     bad = [l["message"] for l in logs if l["level"] == "SEVERE" or "panicked" in l["message"]]
@@ -109,8 +121,7 @@ try:
 
     files = sorted(glob.glob(os.path.join(a.data, "*-ubyte.gz")))
     assert len(files) == 4, f"the four Fashion-MNIST files in {a.data}"
-    upload("section.dataset input[type=file]", files)
-    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
+    load_data(files)
     shot("data")
 
     # Two bad files from the suite in docs/bad-inputs.md: an interrupted download under the name
@@ -132,11 +143,7 @@ try:
 
     untrained = js("return document.querySelector('.prediction').innerText")
     assert "untrained" in untrained, untrained
-    js("""const set = (label, v) => { for (const l of document.querySelectorAll('label.field'))
-            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
-              i.dispatchEvent(new Event('input', {bubbles: true})); } };
-          set('Batch size', '16'); set('Epochs', '1'); set('Input size', '32'); set('Training images', '256');
-          set('Test images', '200');""")
+    set_fields({"Batch size": "16", "Epochs": "1", "Input size": "32", "Training images": "256", "Test images": "200"})
     click("button.primary")
     until("the end of training", lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase") in ("Finished", "Failed"))
     assert js("return document.querySelector('.run-status').dataset.phase") == "Finished", text()
@@ -226,13 +233,8 @@ try:
     sep = "&" if "?" in a.url else "?"
     req("POST", "/url", {"url": a.url + sep + "backend=webgpu&test-hooks"})
     until("the WebGPU device", lambda: "Running on WebGPU" in text(), 120)
-    upload("section.dataset input[type=file]", files)
-    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
-    js("""const set = (label, v) => { for (const l of document.querySelectorAll('label.field'))
-            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
-              i.dispatchEvent(new Event('input', {bubbles: true})); } };
-          set('Batch size', '16'); set('Epochs', '3'); set('Input size', '32'); set('Training images', '32');
-          set('Test images', '16');""")
+    load_data(files)
+    set_fields({"Batch size": "16", "Epochs": "3", "Input size": "32", "Training images": "32", "Test images": "16"})
     click("button.primary")
     # A step of epoch 2 on screen: epoch 1's autosave (sent before it) has reached the page.
     until("a step of epoch 2", lambda: "Epoch 2 of 3 · step" in text(), 300)

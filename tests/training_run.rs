@@ -292,41 +292,40 @@ fn a_run_resumed_from_its_checkpoint_trains_as_if_never_interrupted() {
     let _turn = device_turn();
     let config = TrainConfig { batch_size: 8, epochs: 3, input_size: 32, train_subset: Some(24), test_subset: Some(8), ..TrainConfig::default() };
     let device = Device::flex();
-    // Every unit's loss (steps) or test loss (epoch ends), and the checkpoint after epoch 1.
-    let drive = |run: &mut TrainingRun, checkpoint: &mut Option<Vec<u8>>| {
-        let mut losses = Vec::new();
+    // Every unit's loss (steps) or test loss (epoch ends), and the checkpoint after epoch 1
+    // (when the run has an epoch 1).
+    let drive = |run: &mut TrainingRun| {
+        let (mut losses, mut checkpoint) = (Vec::new(), None);
         while let Some(unit) = block_on(run.advance()).unwrap() {
             match unit {
                 Progress::Step(step) => losses.push((step.epoch, step.loss)),
                 Progress::Epoch(report) => {
                     losses.push((report.epoch, report.test_loss));
-                    if report.epoch == 1 && checkpoint.is_none() {
+                    if report.epoch == 1 {
                         let cpu = block_on(weights::to_cpu(&run.model().valid())).unwrap();
-                        *checkpoint = Some(weights::save(&cpu, 32, &[("epochs", "1".into())]).unwrap());
+                        checkpoint = Some(weights::save(&cpu, 32, &[("epochs", "1".into())]).unwrap());
                     }
                 }
                 Progress::Testing { .. } => {}
             }
         }
-        losses
+        (losses, checkpoint)
     };
-    let mut checkpoint = None;
     let mut whole = TrainingRun::new(config.clone(), train_split(), test_split(), &device).unwrap();
-    let uninterrupted = drive(&mut whole, &mut checkpoint);
+    let (uninterrupted, checkpoint) = drive(&mut whole);
     assert_eq!(uninterrupted.len(), 3 * (3 + 1));
 
     let (model, _) = weights::load(&checkpoint.expect("epoch 1 was saved"), &device).unwrap();
     let mut resumed = TrainingRun::new(config.clone(), train_split(), test_split(), &device).unwrap().starting_from(model).resuming_after(1);
     assert_eq!(resumed.epochs_done(), 1);
-    let mut unused = Some(Vec::new());
-    let after = drive(&mut resumed, &mut unused);
+    let (after, _) = drive(&mut resumed);
     assert_eq!(after, uninterrupted[4..], "epochs 2 and 3 as in the uninterrupted run");
 
     // Resuming from the checkpoint but with epoch 1's order again (no resuming_after) trains
     // on other batches: the comparison above can fail.
     let (model, _) = weights::load(&weights::save(&block_on(weights::to_cpu(&resumed.model().valid())).unwrap(), 32, &[]).unwrap(), &device).unwrap();
     let mut restarted = TrainingRun::new(TrainConfig { epochs: 1, ..config }, train_split(), test_split(), &device).unwrap().starting_from(model);
-    let first_epoch_order = drive(&mut restarted, &mut Some(Vec::new()));
+    let (first_epoch_order, _) = drive(&mut restarted);
     assert_ne!(first_epoch_order[..3], uninterrupted[4..7]);
 }
 

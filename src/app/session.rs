@@ -175,13 +175,9 @@ impl Session {
         self.queue.set_value(ClassifyQueue::default());
         self.lost_workers.update_value(|lost| *lost += 1);
         if self.lost_workers.get_value() > MAX_LOST_WORKERS {
-            self.run.set_value(None);
-            self.progress.update(|progress| {
-                if progress.phase.is_running() {
-                    progress.phase = crate::train::Phase::Failed;
-                    progress.error = Some(what.clone());
-                }
-            });
+            if self.progress.with_untracked(|progress| progress.phase.is_running()) {
+                self.fail_run(what.clone());
+            }
             let notice = format!("{what}. The worker was lost {MAX_LOST_WORKERS} times: reload the page (your autosaved model comes back).");
             web_sys::console::warn_1(&format!("googlenet-web: {notice}").into());
             return self.device_notice.set(Some(notice));
@@ -195,13 +191,9 @@ impl Session {
         let mut notice = format!("{what}. A new worker took over on a fresh device");
         match run.flatten() {
             Some((_, _, checkpoint, recoveries)) if recoveries > MAX_RECOVERIES => {
-                self.run.set_value(None);
                 self.restore_model();
                 let kept = checkpoint.map_or(String::new(), |(_, epoch)| format!(" The model of epoch {epoch} is kept."));
-                self.progress.update(|progress| {
-                    progress.phase = crate::train::Phase::Failed;
-                    progress.error = Some(format!("the worker was lost {recoveries} times in this run; training stopped.{kept}"));
-                });
+                self.fail_run(format!("the worker was lost {recoveries} times in this run; training stopped.{kept}"));
                 notice += ", without the run, which lost its worker too often";
             }
             Some((config, backend, checkpoint, _)) => {
@@ -227,13 +219,9 @@ impl Session {
                         self.progress.update(|progress| progress.resume_after(completed, note));
                     }
                     Err(message) => {
-                        self.run.set_value(None);
                         self.restore_model();
                         notice += &format!("; training could not go on: {message}");
-                        self.progress.update(|progress| {
-                            progress.phase = crate::train::Phase::Failed;
-                            progress.error = Some(message);
-                        });
+                        self.fail_run(message);
                     }
                 }
             }
@@ -245,6 +233,12 @@ impl Session {
         }
         web_sys::console::warn_1(&format!("googlenet-web: {notice}.").into());
         self.device_notice.set(Some(format!("{notice}.")));
+    }
+
+    /// Ends the run under way as failed, as the worker's `Failed` would.
+    fn fail_run(&self, message: String) {
+        self.run.set_value(None);
+        self.progress.update(|progress| progress.apply(Update::Failed { message }));
     }
 
     /// Gives a new worker the model the last one held; `false` when there was none.

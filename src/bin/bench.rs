@@ -23,6 +23,7 @@ mod native {
 
     use futures_lite::future::block_on;
     use googlenet_web::bench::{self, BenchConfig};
+    use googlenet_web::cli;
     use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
 
@@ -36,16 +37,11 @@ mod native {
     pub fn run(args: Vec<String>) -> Result<(), String> {
         let mut config = BenchConfig::default();
         let (mut data, mut preference) = (None, BackendPreference::Auto);
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.into());
-            }
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-            let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag}: \"{value}\" is not a whole number"));
+        for (flag, value) in cli::flag_values(args, USAGE)? {
+            let number = |value: &str| cli::whole_number(&flag, value);
             match flag.as_str() {
                 "--data" => data = Some(PathBuf::from(value)),
-                "--device" => preference = BackendPreference::parse(&value).ok_or_else(|| format!("--device: auto, wgpu or cpu, not \"{value}\""))?,
+                "--device" => preference = cli::device(&value)?,
                 "--input-size" => config.input_size = number(&value)?,
                 "--steps" => config.timed_steps = number(&value)?,
                 "--runs" => config.inference_runs = number(&value)?,

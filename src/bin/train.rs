@@ -25,6 +25,7 @@ mod native {
 
     use burn::module::Module;
     use futures_lite::future::block_on;
+    use googlenet_web::cli;
     use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
     use googlenet_web::model::weights;
@@ -50,13 +51,8 @@ mod native {
         let mut config = TrainConfig::default();
         let (mut data, mut out, mut device) = (None, PathBuf::from("googlenet-fashion-mnist.safetensors"), BackendPreference::Auto);
         let mut init = None;
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Err(USAGE.into());
-            }
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-            let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag}: \"{value}\" is not a whole number"));
+        for (flag, value) in cli::flag_values(args, USAGE)? {
+            let number = |value: &str| cli::whole_number(&flag, value);
             match flag.as_str() {
                 "--data" => data = Some(PathBuf::from(value)),
                 "--out" => out = PathBuf::from(value),
@@ -68,9 +64,7 @@ mod native {
                 "--test-images" => config.test_subset = Some(number(&value)?),
                 "--seed" => config.seed = number(&value)? as u64,
                 "--lr" => config.learning_rate = value.parse().map_err(|_| format!("--lr: \"{value}\" is not a number"))?,
-                "--device" => {
-                    device = BackendPreference::parse(&value).ok_or_else(|| format!("--device: auto, wgpu or cpu, not \"{value}\""))?
-                }
+                "--device" => device = cli::device(&value)?,
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }
         }

@@ -71,8 +71,7 @@ pub fn read_header(bytes: &[u8]) -> Result<FileHeader, WeightsError> {
             None => Err(WeightsError::NotWeights("its header does not match its length".into())),
         },
         Err(SafeTensorError::HeaderTooLarge) => {
-            // The header length was read to get this far: there are 8 bytes.
-            let declared = u64::from_le_bytes(bytes[..8].try_into().expect("longer than 8 bytes"));
+            let declared = bytes.get(..8).and_then(|first| first.try_into().ok()).map_or(0, u64::from_le_bytes);
             Err(WeightsError::NotWeights(format!("its first 8 bytes announce a header of {declared} bytes, which no weights file has")))
         }
         Err(error) => Err(WeightsError::NotWeights(format!("its header is not readable ({error})"))),

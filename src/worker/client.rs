@@ -105,18 +105,24 @@ impl TrainerWorker {
     /// Starts a run on copies of the two splits, which move to the worker without a second
     /// copy (their buffers are transferred).
     pub fn start(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>) {
-        let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
-        self.post_with_bytes(&Command::Start { config, backend, resume_after: 0 }, &parts);
+        self.start_run(config, backend, train, test, None);
     }
 
     /// Goes on with a run after epoch `completed`, from `checkpoint` (that epoch's weights
     /// file, copied): what the page does when a worker was lost mid-run.
     pub fn resume(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>, completed: usize, checkpoint: &Uint8Array) {
+        self.start_run(config, backend, train, test, Some((completed, checkpoint)));
+    }
+
+    fn start_run(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>, checkpoint: Option<(usize, &Uint8Array)>) {
         let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
-        let (message, transfer) = Self::with_bytes(&Command::Start { config, backend, resume_after: completed }, &parts);
-        let copy = Uint8Array::new(checkpoint);
-        let _ = Reflect::set(&message, &WEIGHTS.into(), &copy);
-        transfer.push(&copy.buffer());
+        let resume_after = checkpoint.map_or(0, |(completed, _)| completed);
+        let (message, transfer) = Self::with_bytes(&Command::Start { config, backend, resume_after }, &parts);
+        if let Some((_, bytes)) = checkpoint {
+            let copy = Uint8Array::new(bytes);
+            let _ = Reflect::set(&message, &WEIGHTS.into(), &copy);
+            transfer.push(&copy.buffer());
+        }
         self.post(message, transfer);
     }
 

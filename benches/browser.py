@@ -4,7 +4,7 @@ Fashion-MNIST files, classifies a test image with a weights file (for the time t
 prediction), runs the benchmark and prints its JSON.
 
   benches/browser.py URL [--backend auto|webgpu|cpu] [--weights FILE] [--input-size 96]
-                     [--batch-sizes 16,32,128] [--steps 3] [--runs 30]
+                     [--batch-sizes 16,32,128] [--steps 3] [--runs 30] [--workers N]
 
 URL is the app as served: `trunk serve --release`, or `trunk build --release` and any static
 server. --weights (e.g. what `cargo run --release --bin train` wrote) gives a model to classify
@@ -23,6 +23,7 @@ p.add_argument("--input-size", default="96")
 p.add_argument("--batch-sizes", default="16,32,128")
 p.add_argument("--steps", default="3")
 p.add_argument("--runs", default="30")
+p.add_argument("--workers", default=None, help="workers on the CPU backend (default: the page's, one per core)")
 p.add_argument("--timeout", type=float, default=3600)
 a = p.parse_args()
 
@@ -40,8 +41,9 @@ try:
         browser.until("the first prediction", lambda: browser.js("return !!document.querySelector('.probabilities li.best')"), 300)
     browser.js("""const values = arguments[0];
         document.querySelectorAll('#benchmark .settings input').forEach((input, i) => {
+          if (values[i] == null) return;
           input.value = values[i]; input.dispatchEvent(new Event('input', {bubbles: true})); });""",
-               [a.input_size, a.batch_sizes, a.steps, a.runs])
+               [a.input_size, a.batch_sizes, a.steps, a.runs, a.workers])
     browser.click_text("Run benchmark")
     seen = []
 

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Split;
 use crate::infer;
-use crate::model::GoogLeNetConfig;
+use crate::model::{weights, GoogLeNetConfig};
+use crate::train::data_parallel::ReplicaPool;
+use burn::module::Module;
 use crate::train::{TrainConfig, TrainingRun, SEED_LEARNING_RATE};
 use burn::tensor::Device;
 
@@ -123,10 +125,14 @@ pub fn median(values: &[f64]) -> f64 {
 /// [`BenchConfig::images_needed`] of them). `now` is a clock in milliseconds (the browser's
 /// `performance.now`, or `Instant` natively). Inference runs first, so its first figure is a
 /// cold start when the device is fresh.
-pub async fn run(
+///
+/// Training runs data-parallel with `replicas` when there are any (the page's CPU backend on
+/// several workers): they are given each run's initial weights, outside the timed steps.
+pub async fn run<P: ReplicaPool>(
     config: &BenchConfig,
     device_summary: String,
     device: &Device,
+    replicas: &mut P,
     sample: Split<'_>,
     now: impl Fn() -> f64,
     mut on_stage: impl FnMut(BenchStage),
@@ -173,14 +179,21 @@ pub async fn run(
         };
         // The run is stopped before its test pass: one test image is enough.
         let mut run = TrainingRun::new(train_config, data, sample.first(1).to_dataset(), device).map_err(|error| error.to_string())?;
+        if !replicas.is_empty() {
+            let cpu = weights::to_cpu(&run.model().valid()).await.map_err(|error| error.to_string())?;
+            let bytes = weights::save(&cpu, config.input_size, &[]).map_err(|error| error.to_string())?;
+            for index in 0..replicas.len() {
+                replicas.replace(index, &bytes).await?;
+            }
+        }
         // Each step reads its loss back, as the page's training does: the clock stops only
         // when the device has finished the work.
         let started = now();
-        run.advance().await.map_err(|error| error.to_string())?;
+        run.advance_with(replicas).await.map_err(|error| error.to_string())?;
         on_stage(BenchStage::Training { batch_size, step: 1, of: steps });
         let warm = now();
         for step in 2..=steps {
-            run.advance().await.map_err(|error| error.to_string())?;
+            run.advance_with(replicas).await.map_err(|error| error.to_string())?;
             on_stage(BenchStage::Training { batch_size, step, of: steps });
         }
         let seconds = (now() - warm) / 1000.0;

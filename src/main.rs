@@ -18,7 +18,7 @@ fn main() {
     console_error_panic_hook::set_once();
     // This module also runs in the training worker, which has no page to mount.
     if googlenet_web::worker::in_worker() {
-        return googlenet_web::worker::start_training_worker();
+        return googlenet_web::worker::start_in_worker();
     }
     leptos::mount::mount_to_body(|| view! { <App /> });
 }

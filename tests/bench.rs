@@ -24,7 +24,7 @@ fn the_benchmark_measures_training_and_inference_on_real_images() {
     let data = real_training_images(24);
     let clock = Instant::now();
     let mut stages = Vec::new();
-    let report = block_on(bench::run(&config, "CPU".into(), &Device::flex(), data.split(), || clock.elapsed().as_secs_f64() * 1e3, |stage| {
+    let report = block_on(bench::run(&config, "CPU".into(), &Device::flex(), &mut (), data.split(), || clock.elapsed().as_secs_f64() * 1e3, |stage| {
         stages.push(stage)
     }))
     .expect("the benchmark runs");
@@ -55,7 +55,7 @@ fn the_benchmark_measures_training_and_inference_on_real_images() {
 #[test]
 fn too_few_images_or_bad_settings_are_refused() {
     let data = real_training_images(10);
-    let run = |config: BenchConfig| block_on(bench::run(&config, String::new(), &Device::flex(), data.split(), || 0.0, |_| {})).unwrap_err();
+    let run = |config: BenchConfig| block_on(bench::run(&config, String::new(), &Device::flex(), &mut (), data.split(), || 0.0, |_| {})).unwrap_err();
     let needs_more = run(BenchConfig { input_size: 32, batch_sizes: vec![8], timed_steps: 1, inference_runs: 1 });
     assert_eq!(needs_more, "the benchmark needs 16 training images; 10 are loaded");
     assert!(run(BenchConfig { batch_sizes: vec![], ..BenchConfig::default() }).contains("batch sizes"));

@@ -107,3 +107,38 @@ fn activation_maps_are_the_branch_outputs_of_each_inception_block() {
     assert!(model.inception_branches(input, 9).is_none());
     assert_eq!(model.stem_filters().dims(), [64, 1, 7, 7]);
 }
+
+/// On the CPU backend a 1×1 convolution runs as one matrix product (it trains much faster so):
+/// the output and every gradient must be `Conv2d`'s.
+#[test]
+fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() {
+    use burn::module::Param;
+    use burn::tensor::activation::relu;
+    use googlenet_web::model::ConvReluConfig;
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let mut layer = ConvReluConfig::new(24, 40, 1).init(&device);
+    // A bias that is not zero, so that its gradient and its place in the sum are checked.
+    let bias = Tensor::<1>::random([40], Distribution::Uniform(-0.5, 0.5), &device);
+    layer.conv.bias = Some(Param::from_tensor(bias));
+    let input = Tensor::<4>::random([3, 24, 7, 5], Distribution::Default, &device).require_grad();
+    let upstream = Tensor::<4>::random([3, 40, 7, 5], Distribution::Default, &device);
+
+    let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+    let as_matmul = layer.forward(input.clone());
+    let as_conv = relu(layer.conv.forward(input.clone()));
+    assert_eq!(as_matmul.dims(), [3, 40, 7, 5]);
+    assert!(largest_difference(as_matmul.clone(), as_conv.clone()) < 1e-5);
+
+    let mut grads_matmul = (as_matmul * upstream.clone()).sum().backward();
+    let mut grads_conv = (as_conv * upstream).sum().backward();
+    let input_grads = (input.grad_remove(&mut grads_matmul).unwrap(), input.grad_remove(&mut grads_conv).unwrap());
+    assert!((input_grads.0 - input_grads.1).abs().max().into_scalar::<f32>() < 1e-5, "input gradient");
+    let weight = layer.conv.weight.val();
+    let weight_grads = (weight.grad_remove(&mut grads_matmul).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
+    assert!((weight_grads.0.clone() - weight_grads.1).abs().max().into_scalar::<f32>() < 1e-4, "weight gradient");
+    assert!(weight_grads.0.abs().max().into_scalar::<f32>() > 0.1, "the gradient is not trivially zero");
+    let bias = layer.conv.bias.as_ref().unwrap().val();
+    let bias_grads = (bias.grad_remove(&mut grads_matmul).unwrap(), bias.grad_remove(&mut grads_conv).unwrap());
+    assert!((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>() < 1e-4, "bias gradient");
+}

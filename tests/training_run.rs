@@ -189,7 +189,7 @@ fn the_confusion_matrix_gives_per_class_accuracy() {
 
 #[test]
 fn messages_between_page_and_worker_survive_json() {
-    let start = Command::Start { config: TrainConfig { train_subset: Some(512), ..TrainConfig::default() }, backend: BackendPreference::WebGpu, resume_after: 2 };
+    let start = Command::Start { config: TrainConfig { train_subset: Some(512), ..TrainConfig::default() }, backend: BackendPreference::WebGpu, resume_after: 2, workers: 2 };
     assert_eq!(Command::from_json(&start.to_json()), Ok(start));
     let lost = Update::DeviceLost { message: "Destroyed: device destroyed".into() };
     assert_eq!(Update::from_json(&lost.to_json()), Ok(lost));

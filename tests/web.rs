@@ -207,14 +207,15 @@ async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
     // The CPU backend keeps this quick; WebGPU training is the test above.
     let config = TrainConfig { batch_size: 4, epochs: 2, input_size: 32, train_subset: Some(8), test_subset: Some(6), ..TrainConfig::default() };
     let data = real_images(16);
-    worker.start(config.clone(), BackendPreference::Cpu, data.split(), data.split());
+    worker.start(config.clone(), BackendPreference::Cpu, 1, data.split(), data.split());
     wait_for(&heard, "the end of the run", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. })).await;
 
     let updates = heard.take();
     log(&format!("worker updates: {}", updates.len()));
     assert_eq!(updates[0], Update::Ready);
     assert!(matches!(&updates[1], Update::Engine { backend: Backend::Cpu, .. }), "{:?}", updates[1]);
-    assert_eq!(updates[2], Update::Started { train_size: 8, test_size: 6, steps_per_epoch: 2, epochs: 2, resumed_after: 0 });
+    assert_eq!(updates[2], Update::Workers { count: 1, note: None });
+    assert_eq!(updates[3], Update::Started { train_size: 8, test_size: 6, steps_per_epoch: 2, epochs: 2, resumed_after: 0 });
     let units: String = updates
         .iter()
         .filter_map(|u| match u {
@@ -271,7 +272,7 @@ async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
 
     // A long run, paused after its first step, resumed, then stopped.
     let long = TrainConfig { epochs: 50, ..config };
-    worker.start(long, BackendPreference::Cpu, data.split(), data.split());
+    worker.start(long, BackendPreference::Cpu, 1, data.split(), data.split());
     let step = |u: &Update| matches!(u, Update::Progress { progress: Progress::Step(_), .. });
     wait_for(&heard, "a first step", step).await;
     worker.send(&Command::Pause);
@@ -284,6 +285,69 @@ async fn the_training_worker_trains_reports_and_obeys_pause_and_stop() {
     worker.send(&Command::Stop);
     wait_for(&heard, "the stop", |u| matches!(u, Update::Finished { .. })).await;
     assert_eq!(heard.borrow().last(), Some(&Update::Finished { stopped: true }));
+}
+
+/// Every step's loss and every epoch's test loss, from a worker's updates.
+fn unit_losses(updates: &[Update]) -> Vec<(usize, f32)> {
+    updates
+        .iter()
+        .filter_map(|u| match u {
+            Update::Progress { progress: Progress::Step(step), .. } => Some((step.epoch, step.loss)),
+            Update::Progress { progress: Progress::Epoch(report), .. } => Some((report.epoch, report.test_loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A run in the training worker on `workers` workers (CPU backend), to its end.
+async fn run_on_workers(config: &TrainConfig, workers: usize, lose_replica_after_steps: Option<usize>) -> Vec<Update> {
+    let heard: Heard = Rc::default();
+    let worker = TrainerWorker::spawn({
+        let heard = heard.clone();
+        move |update, _| heard.borrow_mut().push(update)
+    })
+    .expect("a worker starts");
+    let data = real_images(32);
+    worker.start(config.clone(), BackendPreference::Cpu, workers, data.split(), data.split());
+    if let Some(steps) = lose_replica_after_steps {
+        let step = |u: &Update| matches!(u, Update::Progress { progress: Progress::Step(_), .. });
+        for _ in 0..3000 {
+            if heard.borrow().iter().filter(|u| step(u)).count() >= steps {
+                break;
+            }
+            sleep(20).await;
+        }
+        worker.send(&Command::LoseReplica);
+    }
+    wait_for(&heard, "the end of the run", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. })).await;
+    heard.take()
+}
+
+/// Data-parallel training in the page: the training worker coordinates replica workers, each
+/// computing the gradients of its slice of every batch. The run must be the one-worker run's,
+/// to float tolerance, and go on as if nothing happened when a replica crashes.
+#[wasm_bindgen_test]
+async fn a_run_on_three_workers_trains_as_one_worker_does_and_survives_a_lost_replica() {
+    // Batches of 10 (slices of 4, 3, 3), the last of each epoch of 4 (slices of 2, 1, 1).
+    let config = TrainConfig { batch_size: 10, epochs: 2, input_size: 32, train_subset: Some(24), test_subset: Some(8), ..TrainConfig::default() };
+    let alone = run_on_workers(&config, 1, None).await;
+    let shared = run_on_workers(&config, 3, None).await;
+    assert!(shared.contains(&Update::Workers { count: 3, note: None }), "{shared:?}");
+    assert_eq!(shared.last(), Some(&Update::Finished { stopped: false }));
+    let close = |a: &[(usize, f32)], b: &[(usize, f32)]| {
+        a.len() == b.len() && a.iter().zip(b).all(|((ea, la), (eb, lb))| ea == eb && (la - lb).abs() < 1e-4)
+    };
+    let (alone_losses, shared_losses) = (unit_losses(&alone), unit_losses(&shared));
+    log(&format!("one worker: {alone_losses:?}\nthree workers: {shared_losses:?}"));
+    assert_eq!(alone_losses.len(), 2 * (3 + 1));
+    assert!(close(&shared_losses, &alone_losses), "{shared_losses:?} against {alone_losses:?}");
+
+    // A replica crashes after the second step: it is replaced, the step done again, and the
+    // run comes out the same.
+    let lost = run_on_workers(&config, 3, Some(2)).await;
+    assert_eq!(lost.iter().filter(|u| matches!(u, Update::ReplicaReplaced { .. })).count(), 1, "{lost:?}");
+    assert!(!lost.iter().any(|u| matches!(u, Update::Failed { .. } | Update::Crashed { .. })), "{lost:?}");
+    assert!(close(&unit_losses(&lost), &alone_losses), "{:?} against {alone_losses:?}", unit_losses(&lost));
 }
 
 /// Logits of the first `count` real test images at 32×32, read back asynchronously.
@@ -438,7 +502,7 @@ async fn ten_train_stop_cycles_on_webgpu_do_not_grow_memory() {
     let mut figures = Vec::new();
     for _ in 0..10 {
         heard.borrow_mut().clear();
-        worker.start(config.clone(), BackendPreference::WebGpu, data.split(), data.split());
+        worker.start(config.clone(), BackendPreference::WebGpu, 1, data.split(), data.split());
         wait_for(&heard, "a step", |u| step(u) || matches!(u, Update::Failed { .. })).await;
         worker.send(&Command::Stop);
         wait_for(&heard, "the stop", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. })).await;
@@ -484,7 +548,7 @@ async fn a_lost_gpu_is_reported_and_a_new_worker_resumes_from_the_checkpoint() {
     let config = TrainConfig { batch_size: 4, epochs: 3, input_size: 32, train_subset: Some(8), test_subset: Some(4), ..TrainConfig::default() };
     let data = real_images(16);
     let worker = spawn();
-    worker.start(config.clone(), BackendPreference::WebGpu, data.split(), data.split());
+    worker.start(config.clone(), BackendPreference::WebGpu, 1, data.split(), data.split());
     let autosave = |u: &Update| matches!(u, Update::Weights { purpose: WeightsPurpose::Autosave, .. });
     wait_for(&heard, "epoch 1's autosave", |u| autosave(u) || matches!(u, Update::Failed { .. })).await;
     let checkpoint = weights_file.take().expect("epoch 1's weights file");
@@ -501,7 +565,7 @@ async fn a_lost_gpu_is_reported_and_a_new_worker_resumes_from_the_checkpoint() {
     drop(worker);
 
     let worker = spawn();
-    worker.resume(config, BackendPreference::WebGpu, data.split(), data.split(), 1, &checkpoint);
+    worker.resume(config, BackendPreference::WebGpu, 1, data.split(), data.split(), 1, &checkpoint);
     wait_for(&heard, "the end of the resumed run", |u| matches!(u, Update::Finished { .. } | Update::Failed { .. } | Update::Crashed { .. })).await;
     let after = heard.take();
     assert!(after.contains(&Update::Started { train_size: 8, test_size: 4, steps_per_epoch: 2, epochs: 3, resumed_after: 1 }), "{after:?}");

@@ -130,6 +130,7 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
     let batch_sizes = RwSignal::new(defaults.batch_sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
     let timed_steps = RwSignal::new(defaults.timed_steps.to_string());
     let runs = RwSignal::new(defaults.inference_runs.to_string());
+    let workers = RwSignal::new(crate::worker::default_workers().to_string());
     let form_error = RwSignal::new(None::<String>);
     let state = session.benchmark;
 
@@ -150,13 +151,17 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
             Ok(config) => config,
             Err(message) => return form_error.set(Some(message)),
         };
+        let count = match workers.get_untracked().trim().parse::<usize>() {
+            Ok(count) if (1..=crate::worker::MAX_WORKERS).contains(&count) => count,
+            _ => return form_error.set(Some(format!("Workers (CPU): a whole number from 1 to {}", crate::worker::MAX_WORKERS))),
+        };
         let needed = config.images_needed();
         let started = loader.with_untracked(|loader| {
             let train = loader.split(SplitName::Train).ok_or("Load the Fashion-MNIST training files (1 · Data) first: the benchmark trains on them.")?;
             if train.len() < needed {
                 return Err(format!("The benchmark needs {needed} training images; {} are loaded.", train.len()));
             }
-            session.run_benchmark(config, train.first(needed))
+            session.run_benchmark(config, count, train.first(needed))
         });
         if let Err(message) = started {
             form_error.set(Some(message));
@@ -178,6 +183,7 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
                 <label class="field">"Batch sizes" <input type="text" size="12" prop:value=batch_sizes on:input=move |e| batch_sizes.set(event_target_value(&e)) /></label>
                 <label class="field">"Timed steps" <input type="number" min="1" prop:value=timed_steps on:input=move |e| timed_steps.set(event_target_value(&e)) /></label>
                 <label class="field">"Classifications" <input type="number" min="1" prop:value=runs on:input=move |e| runs.set(event_target_value(&e)) /></label>
+                <label class="field">"Workers (CPU)" <input type="number" min="1" prop:value=workers on:input=move |e| workers.set(event_target_value(&e)) /></label>
             </div>
             <p>
                 <button class="primary" on:click=run disabled=move || state.with(|s| s.running) || training_busy()>"Run benchmark"</button>
@@ -214,7 +220,7 @@ pub fn BenchmarkPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVi
                             page.first_prediction_ms.map_or("— (none yet: classify a picture in 3 · Classify)".into(), |ms| format!("{ms:.0} ms after opening"))
                         )}</td></tr>
                         <tr><td>"Memory"</td><td>{format!(
-                            "worker wasm {}, page wasm {}{}{}",
+                            "workers' wasm {}, page wasm {}{}{}",
                             megabytes(page.worker_wasm_memory_bytes),
                             megabytes(page.page_wasm_memory_bytes),
                             page.device_reserved_bytes.map_or(String::new(), |bytes| format!(", GPU buffers {} reserved", megabytes(bytes))),

@@ -99,6 +99,8 @@ fn install_test_hooks(session: Session) {
     let hooks = js_sys::Object::new();
     let lose_device = Closure::<dyn Fn()>::new(move || session.lose_device()).into_js_value();
     let _ = js_sys::Reflect::set(&hooks, &"loseDevice".into(), &lose_device);
+    let lose_replica = Closure::<dyn Fn()>::new(move || session.lose_replica()).into_js_value();
+    let _ = js_sys::Reflect::set(&hooks, &"loseReplica".into(), &lose_replica);
     if let Some(window) = web_sys::window() {
         let _ = js_sys::Reflect::set(&window, &"googlenetTestHooks".into(), &hooks);
     }

@@ -46,6 +46,7 @@ const MAX_LOST_WORKERS: u32 = 8;
 struct ActiveRun {
     config: TrainConfig,
     backend: BackendPreference,
+    workers: usize,
     /// The last epoch's weights file (its autosave), and that epoch.
     checkpoint: Option<(Uint8Array, usize)>,
     recoveries: u32,
@@ -56,6 +57,8 @@ pub struct Session {
     worker: StoredValue<Option<TrainerWorker>, LocalStorage>,
     queue: StoredValue<ClassifyQueue, LocalStorage>,
     pub preference: RwSignal<BackendPreference>,
+    /// How many workers train on the CPU backend (data-parallel); WebGPU trains on one.
+    pub workers: RwSignal<usize>,
     pub progress: RwSignal<TrainingProgress>,
     /// The model the worker classifies with; `None` until one is trained, loaded or restored.
     pub model: RwSignal<Option<ModelInfo>>,
@@ -103,6 +106,7 @@ impl Session {
             worker: StoredValue::new_local(None),
             queue: StoredValue::new_local(ClassifyQueue::default()),
             preference,
+            workers: RwSignal::new(crate::worker::default_workers()),
             progress: RwSignal::new(TrainingProgress::default()),
             model: RwSignal::new(None),
             prediction: RwSignal::new(None),
@@ -145,16 +149,21 @@ impl Session {
     }
 
     pub fn start_training(&self, config: TrainConfig, train: Split<'_>, test: Split<'_>) -> Result<(), String> {
-        let backend = self.preference.get_untracked();
-        self.with_worker(|worker| worker.start(config.clone(), backend, train, test))?;
+        let (backend, workers) = (self.preference.get_untracked(), self.workers.get_untracked());
+        self.with_worker(|worker| worker.start(config.clone(), backend, workers, train, test))?;
         self.progress.set(TrainingProgress::starting());
-        self.run.set_value(Some(ActiveRun { config, backend, checkpoint: None, recoveries: 0 }));
+        self.run.set_value(Some(ActiveRun { config, backend, workers, checkpoint: None, recoveries: 0 }));
         Ok(())
     }
 
     /// The test hook behind `?test-hooks`: has the worker destroy its WebGPU device.
     pub fn lose_device(&self) {
         self.send(Command::LoseDevice);
+    }
+
+    /// The test hook behind `?test-hooks`: has a replica of the data-parallel run crash.
+    pub fn lose_replica(&self) {
+        self.send(Command::LoseReplica);
     }
 
     /// Recovers from a lost worker once the handler of its last message has returned (the
@@ -185,7 +194,7 @@ impl Session {
         let run = self.run.try_update_value(|run| {
             run.as_mut().map(|run| {
                 run.recoveries += 1;
-                (run.config.clone(), run.backend, run.checkpoint.clone(), run.recoveries)
+                (run.config.clone(), (run.backend, run.workers), run.checkpoint.clone(), run.recoveries)
             })
         });
         let mut notice = format!("{what}. A new worker took over on a fresh device");
@@ -196,7 +205,7 @@ impl Session {
                 self.fail_run(format!("the worker was lost {recoveries} times in this run; training stopped.{kept}"));
                 notice += ", without the run, which lost its worker too often";
             }
-            Some((config, backend, checkpoint, _)) => {
+            Some((config, (backend, workers), checkpoint, _)) => {
                 let completed = checkpoint.as_ref().map_or(0, |(_, epoch)| *epoch);
                 let resumed = self.loader.with_untracked(|loader| {
                     let (train, test) = (loader.split(SplitName::Train), loader.split(SplitName::Test));
@@ -204,8 +213,8 @@ impl Session {
                         return Err("the data files are no longer loaded".to_owned());
                     };
                     self.with_worker(|worker| match &checkpoint {
-                        Some((bytes, epoch)) => worker.resume(config, backend, train, test, *epoch, bytes),
-                        None => worker.start(config, backend, train, test),
+                        Some((bytes, epoch)) => worker.resume(config, backend, workers, train, test, *epoch, bytes),
+                        None => worker.start(config, backend, workers, train, test),
                     })
                 });
                 match resumed {
@@ -294,9 +303,9 @@ impl Session {
     }
 
     /// Runs the benchmark in the worker on `sample` (real training images).
-    pub fn run_benchmark(&self, config: BenchConfig, sample: Split<'_>) -> Result<(), String> {
+    pub fn run_benchmark(&self, config: BenchConfig, workers: usize, sample: Split<'_>) -> Result<(), String> {
         let backend = self.preference.get_untracked();
-        self.with_worker(|worker| worker.benchmark(config, backend, sample))?;
+        self.with_worker(|worker| worker.benchmark(config, backend, workers, sample))?;
         self.benchmark.set(BenchState { running: true, ..BenchState::default() });
         Ok(())
     }

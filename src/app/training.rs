@@ -14,6 +14,7 @@ use super::chart::{Chart, Series};
 use super::dataset::GreyImage;
 use super::session::Session;
 use crate::data::{Loader, SplitName, CLASS_NAMES};
+use crate::worker::MAX_WORKERS;
 use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, TrainConfig, TrainingProgress};
 
 /// The settings form: text as typed, read into a [`TrainConfig`] on Train.
@@ -26,6 +27,8 @@ struct Settings {
     train_subset: RwSignal<String>,
     test_subset: RwSignal<String>,
     seed: RwSignal<String>,
+    /// Workers on the CPU backend: not a training setting (the run is the same, to rounding).
+    workers: RwSignal<String>,
 }
 
 /// A short run that shows every part of the page within minutes even on a CPU.
@@ -43,6 +46,7 @@ impl Settings {
             train_subset: RwSignal::new(String::new()),
             test_subset: RwSignal::new(String::new()),
             seed: RwSignal::new(String::new()),
+            workers: RwSignal::new(crate::worker::default_workers().to_string()),
         };
         settings.fill(config);
         settings
@@ -79,6 +83,14 @@ impl Settings {
         config.validate().map_err(|error| capitalise(&error.to_string()))?;
         Ok(config)
     }
+
+    fn read_workers(&self) -> Result<usize, String> {
+        let text = self.workers.get_untracked();
+        match text.trim().parse::<usize>() {
+            Ok(workers) if (1..=MAX_WORKERS).contains(&workers) => Ok(workers),
+            _ => Err(format!("Workers: “{text}” is not a whole number from 1 to {MAX_WORKERS}")),
+        }
+    }
 }
 
 fn capitalise(text: &str) -> String {
@@ -97,10 +109,11 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
     let phase = move || phase_memo.get();
 
     let train = move |_| {
-        let config = match settings.read() {
-            Ok(config) => config,
+        let (config, workers) = match settings.read().and_then(|config| Ok((config, settings.read_workers()?))) {
+            Ok(read) => read,
             Err(error) => return message.set(Some(error)),
         };
+        session.workers.set(workers);
         let sent = loader.with_untracked(|loader| {
             let (Some(train), Some(test)) = (loader.split(SplitName::Train), loader.split(SplitName::Test)) else {
                 return Err("Load the four Fashion-MNIST files first (training and test images and labels).".to_owned());
@@ -128,6 +141,7 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
                 <Field label="Training images" value=settings.train_subset step="1" placeholder="all" />
                 <Field label="Test images" value=settings.test_subset step="1" placeholder="all" />
                 <Field label="Seed" value=settings.seed step="1" />
+                <Field label="Workers (CPU)" value=settings.workers step="1" />
                 <div class="presets">
                     <button type="button" on:click=move |_| settings.fill(&TrainConfig::default())>"Seed settings"</button>
                     <button type="button" on:click=move |_| settings.fill(&quick_look())>"Quick look"</button>
@@ -221,12 +235,20 @@ fn RunView(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMet
     };
     let status_class = move || if progress.with(|p| p.phase) == Phase::Failed { "run-status status error" } else { "run-status status" };
     let engine = Memo::new(move |_| progress.with(|p| p.engine.clone()));
+    let workers = Memo::new(move |_| progress.with(|p| p.workers.clone()));
     let latest = Memo::new(move |_| progress.with(|p| p.latest_epoch().cloned()));
 
     view! {
         <p class=status_class data-phase=move || format!("{:?}", progress.with(|p| p.phase))>{status}</p>
         {move || progress.with(|p| p.notice.clone()).map(|text| view! { <p class="status warning run-notice">{text}</p> })}
         {move || engine.get().map(|engine| view! { <p class="worker-engine">"Worker: " {engine}</p> })}
+        {move || workers.get().map(|(count, note)| {
+            let line = match count {
+                1 => "Training on 1 worker".to_owned(),
+                n => format!("Training on {n} workers, data-parallel: each computes the gradients of its slice of every batch"),
+            };
+            view! { <p class="worker-count">{line} {note.map(|note| format!(" ({note})"))}</p> }
+        })}
         <Bars progress />
         <Figures progress frame_gap />
         <Charts progress />

@@ -29,17 +29,22 @@ mod native {
 
     const USAGE: &str = "usage: bench --data DIR [--device auto|wgpu|cpu] [--input-size N] [--batch-sizes 16,32,128]
              [--steps N] [--runs N]
+       bench --layers on [--input-size N] [--batch-sizes N] [--steps N]
 
   DIR holds Fashion-MNIST's training files (gzipped or raw), e.g. /usr/share/datasets/fashion-mnist.
   Defaults: 96×96, batches 16, 32 and 128, 3 timed steps each, 30 timed classifications.
-  Progress goes to stderr, the JSON report to stdout.";
+  Progress goes to stderr, the JSON report to stdout.
+  --layers on: on the CPU device, each convolution of the network at the largest batch size,
+  forward, input gradient and weight gradient as Burn's autodiff computes them, the median of
+  N runs each, as a Markdown table (the 1×1 ones also as the matrix products the CPU path uses).";
 
     pub fn run(args: Vec<String>) -> Result<(), String> {
         let mut config = BenchConfig::default();
-        let (mut data, mut preference) = (None, BackendPreference::Auto);
+        let (mut data, mut preference, mut layers) = (None, BackendPreference::Auto, false);
         for (flag, value) in cli::flag_values(args, USAGE)? {
             let number = |value: &str| cli::whole_number(&flag, value);
             match flag.as_str() {
+                "--layers" => layers = value == "on",
                 "--data" => data = Some(PathBuf::from(value)),
                 "--device" => preference = cli::device(&value)?,
                 "--input-size" => config.input_size = number(&value)?,
@@ -50,6 +55,10 @@ mod native {
             }
         }
         config.validate()?;
+        if layers {
+            let batch = config.batch_sizes.iter().copied().max().unwrap_or(128);
+            return super::layers::profile(batch, config.input_size, config.timed_steps);
+        }
         let dir = data.ok_or(USAGE)?;
         let train = read_split(&dir, "train")?;
 
@@ -57,7 +66,7 @@ mod native {
         let summary = engine.summary().replace("WebGPU", "wgpu");
         eprintln!("{summary}");
         let clock = Instant::now();
-        let report = block_on(bench::run(&config, summary, &engine.device, train.split(), || clock.elapsed().as_secs_f64() * 1000.0, |stage| {
+        let report = block_on(bench::run(&config, summary, &engine.device, &mut (), train.split(), || clock.elapsed().as_secs_f64() * 1000.0, |stage| {
             eprint!("\r{:60}", stage.describe())
         }))?;
         eprintln!();
@@ -77,5 +86,139 @@ mod native {
         let model = cpuinfo.lines().find_map(|line| line.strip_prefix("model name")).map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned());
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         format!("{}, {cores} cores", model.unwrap_or_else(|| std::env::consts::ARCH.to_owned()))
+    }
+}
+
+/// Where a training step's time goes on the CPU device, convolution by convolution.
+#[cfg(not(target_arch = "wasm32"))]
+mod layers {
+    use std::time::Instant;
+
+    use burn::tensor::module::{conv2d, conv_transpose2d};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+    use burn::tensor::{Device, Distribution, Tensor};
+    use googlenet_web::model::GoogLeNetConfig;
+
+    /// One convolution of the network: its name, kernel, stride, channels in and out, and the
+    /// side of its input.
+    struct Conv {
+        name: String,
+        kernel: usize,
+        stride: usize,
+        cin: usize,
+        cout: usize,
+        side: usize,
+    }
+
+    fn convolutions(input_size: usize) -> Vec<Conv> {
+        let config = GoogLeNetConfig::new();
+        let conv = |name: String, kernel, stride, cin, cout, side| Conv { name, kernel, stride, cin, cout, side };
+        let side_after = |side: usize, stride: usize| side.div_ceil(stride);
+        let mut side = input_size;
+        let mut all = vec![conv("b1 7×7".into(), 7, 2, config.in_channels, 64, side)];
+        side = side_after(side_after(side, 2), 2);
+        all.push(conv("b2 1×1".into(), 1, 1, 64, 64, side));
+        all.push(conv("b2 3×3".into(), 3, 1, 64, 192, side));
+        side = side_after(side, 2);
+        let names = ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"];
+        let mut index = 0;
+        for stage in [config.b3(), config.b4(), config.b5()] {
+            for block in &stage.blocks {
+                let name = names[index];
+                index += 1;
+                let i = block.in_channels;
+                all.push(conv(format!("{name} p1 1×1"), 1, 1, i, block.c1, side));
+                all.push(conv(format!("{name} p2 1×1"), 1, 1, i, block.c2[0], side));
+                all.push(conv(format!("{name} p2 3×3"), 3, 1, block.c2[0], block.c2[1], side));
+                all.push(conv(format!("{name} p3 1×1"), 1, 1, i, block.c3[0], side));
+                all.push(conv(format!("{name} p3 5×5"), 5, 1, block.c3[0], block.c3[1], side));
+                all.push(conv(format!("{name} p4 1×1"), 1, 1, i, block.c4, side));
+            }
+            if stage.pool_after {
+                side = side_after(side, 2);
+            }
+        }
+        all
+    }
+
+    /// The median time of `runs` calls of `op`, in ms (each result read, so nothing is left
+    /// undone).
+    fn time(runs: usize, mut op: impl FnMut() -> Tensor<4>) -> f64 {
+        let _ = op().into_data();
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                let _ = op().into_data();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+
+    pub fn profile(batch: usize, input_size: usize, runs: usize) -> Result<(), String> {
+        let device = Device::flex();
+        let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+        println!("Convolutions of one training step at batch {batch}, {input_size}×{input_size}, CPU device (burn-flex), threads: {threads}, median of {runs}:\n");
+        println!("| conv | in → out | side | GFLOP fwd | forward ms | input grad ms | weight grad ms | as matmul: fwd / input / weight ms |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+        let (mut total, mut total_matmul, mut flops) = ([0.0f64; 3], [0.0f64; 3], 0.0);
+        for conv in convolutions(input_size) {
+            let out_side = conv.side.div_ceil(conv.stride);
+            let pad = conv.kernel / 2;
+            let x = Tensor::<4>::random([batch, conv.cin, conv.side, conv.side], Distribution::Default, &device);
+            let w = Tensor::<4>::random([conv.cout, conv.cin, conv.kernel, conv.kernel], Distribution::Default, &device);
+            let dy = Tensor::<4>::random([batch, conv.cout, out_side, out_side], Distribution::Default, &device);
+            let options = ConvOptions::new([conv.stride; 2], [pad; 2], [1, 1], 1);
+            let forward = time(runs, || conv2d(x.clone(), w.clone(), None, options.clone()));
+            // What burn-backend's conv2d_x_backward and conv2d_weight_backward compute.
+            let padding_out = (conv.side + 2 * pad - conv.kernel) % conv.stride;
+            let input_grad = if conv.name.starts_with("b1") {
+                0.0 // the input needs no gradient
+            } else {
+                time(runs, || {
+                    conv_transpose2d(dy.clone(), w.clone(), None, ConvTransposeOptions::new([conv.stride; 2], [pad; 2], [padding_out; 2], [1, 1], 1))
+                })
+            };
+            let weight_grad = time(runs, || {
+                let options = ConvOptions::new([1, 1], [pad; 2], [conv.stride; 2], 1);
+                conv2d(x.clone().swap_dims(0, 1), dy.clone().swap_dims(0, 1), None, options).swap_dims(0, 1)
+            });
+            let gflop = 2.0 * (batch * conv.cout * out_side * out_side * conv.cin * conv.kernel * conv.kernel) as f64 / 1e9;
+            flops += 3.0 * gflop - if conv.name.starts_with("b1") { gflop } else { 0.0 };
+            let mut matmul = String::from("–");
+            if conv.kernel == 1 {
+                let n = batch * conv.side * conv.side;
+                let w2 = w.clone().reshape([conv.cout, conv.cin]);
+                let x2 = x.clone().swap_dims(0, 1).reshape([conv.cin, n]);
+                let dy2 = dy.clone().swap_dims(0, 1).reshape([conv.cout, n]);
+                let shape = [1, 1, conv.cout, n];
+                let f = time(runs, || w2.clone().matmul(x.clone().swap_dims(0, 1).reshape([conv.cin, n])).reshape(shape));
+                let d = time(runs, || w2.clone().transpose().matmul(dy2.clone()).reshape([1, 1, conv.cin, n]));
+                let g = time(runs, || dy2.clone().matmul(x2.clone().transpose()).reshape([1, 1, conv.cout, conv.cin]));
+                total_matmul[0] += f;
+                total_matmul[1] += d;
+                total_matmul[2] += g;
+                matmul = format!("{f:.1} / {d:.1} / {g:.1}");
+            } else {
+                total_matmul[0] += forward;
+                total_matmul[1] += input_grad;
+                total_matmul[2] += weight_grad;
+            }
+            total[0] += forward;
+            total[1] += input_grad;
+            total[2] += weight_grad;
+            println!(
+                "| {} | {} → {} | {} | {gflop:.2} | {forward:.1} | {input_grad:.1} | {weight_grad:.1} | {matmul} |",
+                conv.name, conv.cin, conv.cout, conv.side
+            );
+        }
+        let sum = |t: [f64; 3]| t.iter().sum::<f64>();
+        println!(
+            "| **all 57** | | | {:.1} (fwd + bwd) | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} |",
+            flops, total[0], total[1], total[2], total_matmul[0], total_matmul[1], total_matmul[2]
+        );
+        println!("\nConvolutions with Conv2d: {:.0} ms a step ({:.1} GFLOP/s); with the 1×1 ones as matrix products: {:.0} ms ({:.1} GFLOP/s).", sum(total), flops / sum(total) * 1000.0, sum(total_matmul), flops / sum(total_matmul) * 1000.0);
+        Ok(())
     }
 }

@@ -62,7 +62,38 @@ impl ConvRelu {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        if self.is_pointwise() && on_cpu(&input.device()) {
+            return relu(self.pointwise(input));
+        }
         relu(self.conv.forward(input))
+    }
+
+    /// A 1×1 stride-1 convolution: 37 of the network's 57.
+    fn is_pointwise(&self) -> bool {
+        self.conv.kernel_size == [1, 1] && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1
+    }
+
+    /// The 1×1 convolution as one matrix product, `[out, in] · [in, batch·height·width]`, with
+    /// the same weights. On the CPU backend this is much faster to train: its convolution
+    /// computes a 1×1 kernel's weight gradient as one matrix-vector product per input channel,
+    /// where this is one matrix product (BENCHMARKS.md). On WebGPU the direct convolution
+    /// kernels are the faster ones, so the model keeps `Conv2d` there.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, height, width]`
+    /// - output: `[batch, out_channels, height, width]`
+    fn pointwise(&self, input: Tensor<4>) -> Tensor<4> {
+        let [batch, channels, height, width] = input.dims();
+        let out_channels = self.out_channels();
+        let weight = self.conv.weight.val().reshape([out_channels, channels]);
+        // [in, batch·height·width]
+        let columns = input.swap_dims(0, 1).reshape([channels, batch * height * width]);
+        let mut output = weight.matmul(columns);
+        if let Some(bias) = &self.conv.bias {
+            output = output + bias.val().reshape([out_channels, 1]);
+        }
+        // [out, batch, height, width] → [batch, out, height, width]
+        output.reshape([out_channels, batch, height, width]).swap_dims(0, 1)
     }
 
     pub fn out_channels(&self) -> usize {
@@ -76,6 +107,11 @@ impl ConvRelu {
             channels: self.out_channels(),
         }
     }
+}
+
+/// Whether `device` is Burn's CPU backend (with or without autodiff).
+pub(crate) fn on_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
 }
 
 /// A `kernel`×`kernel` max-pool with TensorFlow 'same' padding.

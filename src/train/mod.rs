@@ -3,6 +3,7 @@
 //! page and the worker that trains.
 
 mod config;
+pub mod data_parallel;
 mod metrics;
 mod progress;
 mod protocol;
@@ -16,5 +17,5 @@ pub use config::{
 pub use metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};
 pub use progress::{format_duration, FrameGapMeter, Phase, TrainingProgress};
 pub use protocol::{Command, FeatureMaps, ModelInfo, ModelOrigin, Update, WeightsPurpose};
-pub use run::{EpochReport, Progress, StepReport, TrainError, TrainingRun, MISTAKES_KEPT};
+pub use run::{EpochReport, Progress, StepReport, TrainError, TrainingRun, MISTAKES_KEPT, REPLICA_LOSSES_PER_STEP};
 pub use step::{StepOutput, TrainStep};

@@ -30,6 +30,8 @@ pub struct TrainingProgress {
     pub phase: Phase,
     /// The worker's device, in words.
     pub engine: Option<String>,
+    /// How many workers train (data-parallel on the CPU backend), and why fewer than asked.
+    pub workers: Option<(usize, Option<String>)>,
     pub train_size: usize,
     pub test_size: usize,
     pub steps_per_epoch: usize,
@@ -67,6 +69,8 @@ impl TrainingProgress {
         match update {
             Update::Ready => {}
             Update::Engine { summary, .. } => self.engine = Some(summary),
+            Update::Workers { count, note } => self.workers = Some((count, note)),
+            Update::ReplicaReplaced { message } => self.notice = Some(message),
             Update::Started { train_size, test_size, steps_per_epoch, epochs, resumed_after: _ } => {
                 self.train_size = train_size;
                 self.test_size = test_size;

@@ -15,11 +15,17 @@ pub enum Command {
     /// Train a fresh model on the training and test splits sent with this message; or, with
     /// `resume_after` = n > 0, go on from the checkpoint of epoch n sent beside it (a weights
     /// file) as if the run had not been interrupted: epochs n + 1 onwards, same shuffles.
+    ///
+    /// On the CPU backend the run trains on `workers` workers, data-parallel: this one and
+    /// `workers - 1` replicas it starts (see [`crate::train::data_parallel`]). On WebGPU it
+    /// trains here alone, on the one device.
     Start {
         config: TrainConfig,
         backend: BackendPreference,
         #[serde(default)]
         resume_after: usize,
+        #[serde(default = "one")]
+        workers: usize,
     },
     Pause,
     Resume,
@@ -40,12 +46,25 @@ pub enum Command {
     Filters { backend: BackendPreference },
     /// Run the benchmark on the training images sent with this message; answered by
     /// `Benchmarking` as it goes, then `Benchmarked`.
-    Benchmark { config: BenchConfig, backend: BackendPreference },
+    /// On the CPU backend, training is measured on `workers` workers as `Start` trains.
+    Benchmark {
+        config: BenchConfig,
+        backend: BackendPreference,
+        #[serde(default = "one")]
+        workers: usize,
+    },
     /// How much memory the worker holds; answered by `Memory`.
     Memory,
     /// Test hook: destroys the WebGPU device, as a driver reset or a GPU that went away would
     /// lose it. Answered by `DeviceLost` (nothing happens on the CPU backend).
     LoseDevice,
+    /// Test hook: the first replica of the data-parallel run under way crashes (panics), as a
+    /// replica that runs out of memory would. The run replaces it and goes on.
+    LoseReplica,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One branch's feature maps, as read back for the page.
@@ -115,6 +134,11 @@ pub enum Update {
     Engine { backend: Backend, summary: String },
     /// `resumed_after`: the epochs a resumed run starts after (0 for a fresh run).
     Started { train_size: usize, test_size: usize, steps_per_epoch: usize, epochs: usize, resumed_after: usize },
+    /// The run trains on `count` workers (1: the training worker alone); `note` says why
+    /// fewer than asked, if so.
+    Workers { count: usize, note: Option<String> },
+    /// A replica of the run was lost and replaced; the step was done again.
+    ReplicaReplaced { message: String },
     /// One unit of work is done; `train_seconds` is the time spent in SGD steps so far
     /// (pauses and test passes excluded), `test_seconds` the time in test passes.
     Progress { progress: Progress, train_seconds: f64, test_seconds: f64 },
@@ -141,8 +165,9 @@ pub enum Update {
     /// `Activations` or `Filters` could not be answered.
     InsideFailed { message: String },
     Benchmarking { stage: BenchStage },
-    /// The benchmark's figures, the worker's WebAssembly memory after it (it only grows, so
-    /// this is the worker's peak), and the device's pools: `(bytes in use, bytes reserved)`.
+    /// The benchmark's figures, the workers' WebAssembly memory after it (the training
+    /// worker's and its replicas' together; it only grows, so this is their peak), and the
+    /// device's pools: `(bytes in use, bytes reserved)`.
     Benchmarked { report: BenchReport, worker_memory_bytes: u64, device_memory: Option<(u64, u64)> },
     BenchmarkFailed { message: String },
     /// The worker's WebAssembly memory (it only grows: its peak), and what the device's

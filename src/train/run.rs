@@ -10,10 +10,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::config::{ConfigError, TrainConfig};
+use super::data_parallel::{average, cut, split_batch, ReplicaError, ReplicaPool, SliceBatch, SliceGradients};
 use super::metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};
 use super::step::TrainStep;
 use crate::data::{images_to_input, labels_to_tensor, Dataset, IMAGE_SIDE};
 use crate::model::{GoogLeNet, GoogLeNetConfig};
+
+/// How often one step may lose a replica (and replace it) before the run gives up.
+pub const REPLICA_LOSSES_PER_STEP: usize = 3;
 
 /// Mistakes reported after each test pass (the most confident ones).
 pub const MISTAKES_KEPT: usize = 48;
@@ -66,6 +70,9 @@ pub enum TrainError {
     Readback(String),
     #[error("the loss became {0}: lower the learning rate")]
     Diverged(f32),
+    /// A replica of data-parallel training failed, or was lost too often.
+    #[error("{0}")]
+    Replica(String),
 }
 
 /// Running sums over one epoch of training.
@@ -160,15 +167,7 @@ impl TrainingRun {
     /// settings, the shuffle and the optimiser are this run's. `model` is on the device the run
     /// was made for.
     pub fn starting_from(mut self, model: GoogLeNet) -> Self {
-        /// Makes every weight a tracked leaf of the autodiff graph, as a fresh init would.
-        struct Trainable;
-        impl ModuleMapper for Trainable {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let (id, tensor, mapper) = param.consume();
-                Param::from_mapped_value(id, tensor.autodiff().require_grad(), mapper)
-            }
-        }
-        self.model = Some(model.map(&mut Trainable));
+        self.model = Some(trainable(model));
         self
     }
 
@@ -200,30 +199,79 @@ impl TrainingRun {
 
     /// Does the next unit of work: `None` once every epoch is trained and tested.
     pub async fn advance(&mut self) -> Result<Option<Progress>, TrainError> {
+        self.advance_with(&mut ()).await
+    }
+
+    /// [`Self::advance`], with every SGD step shared out between this run's model and the
+    /// `replicas` (data-parallel: see [`super::data_parallel`]). The replicas must hold this
+    /// run's weights; they keep them, step after step. With no replicas, the step is
+    /// [`TrainStep::step`] itself. The test pass runs here alone.
+    pub async fn advance_with<P: ReplicaPool>(&mut self, replicas: &mut P) -> Result<Option<Progress>, TrainError> {
         if self.is_finished() {
             return Ok(None);
         }
         if self.step_in_epoch < self.steps_per_epoch() {
-            return self.train_step().await.map(|report| Some(Progress::Step(report)));
+            return self.train_step(replicas).await.map(|report| Some(Progress::Step(report)));
         }
         self.test_batch().await.map(Some)
     }
 
-    async fn train_step(&mut self) -> Result<StepReport, TrainError> {
+    /// One step shared with `replicas`: their slices go out first, this model computes the
+    /// first slice meanwhile, then every replica and this model apply the averaged gradients.
+    /// A lost replica is replaced by one holding this model's weights, and the step done again.
+    async fn data_parallel_step<P: ReplicaPool>(&mut self, pixels: &[u8], labels: &[u8], replicas: &mut P) -> Result<(f32, f32), TrainError> {
+        let mut slices: Vec<SliceBatch> =
+            split_batch(labels.len(), replicas.len() + 1).into_iter().map(|range| cut(pixels, labels, range)).collect();
+        let own = slices.remove(0);
+        let mut local: Option<SliceGradients> = None;
+        let mut losses = 0;
+        let theirs = loop {
+            replicas.send(slices.clone());
+            if local.is_none() {
+                let images = images_to_input(&own.pixels, self.config.input_size, &self.device);
+                let targets = labels_to_tensor(&own.labels, &self.device);
+                let packed = self.step.gradients(self.model(), images, targets);
+                let values = read_floats(packed).await?;
+                local = Some(SliceGradients::unpack(own.images(), values).map_err(TrainError::Replica)?);
+            }
+            match replicas.receive().await {
+                Ok(theirs) => break theirs,
+                Err(ReplicaError::Lost { index, .. }) if losses < REPLICA_LOSSES_PER_STEP => {
+                    losses += 1;
+                    let cpu = crate::model::weights::to_cpu(self.model()).await.map_err(|error| TrainError::Replica(error.to_string()))?;
+                    let bytes = crate::model::weights::save(&cpu, self.config.input_size, &[])
+                        .map_err(|error| TrainError::Replica(error.to_string()))?;
+                    replicas.replace(index, &bytes).await.map_err(|error| TrainError::Replica(format!("replica {index} could not be replaced: {error}")))?;
+                }
+                Err(error) => return Err(TrainError::Replica(error.to_string())),
+            }
+        };
+        let all: Vec<SliceGradients> = local.into_iter().chain(theirs).collect();
+        let batch = average(&all).map_err(TrainError::Replica)?;
+        replicas.apply(&batch.values);
+        let model = self.model.take().expect("the model is only taken inside a step");
+        self.model = Some(self.step.apply(model, &batch.values));
+        Ok((batch.loss, batch.correct))
+    }
+
+    async fn train_step<P: ReplicaPool>(&mut self, replicas: &mut P) -> Result<StepReport, TrainError> {
         let start = self.step_in_epoch * self.config.batch_size;
         let end = (start + self.config.batch_size).min(self.train_len);
         let indices = &self.order[start..end];
         let split = self.train.split();
         let pixels: Vec<u8> = indices.iter().flat_map(|&i| split.image(i).iter().copied()).collect();
         let labels: Vec<u8> = indices.iter().map(|&i| split.labels[i]).collect();
-        let images = images_to_input(&pixels, self.config.input_size, &self.device);
-        let targets = labels_to_tensor(&labels, &self.device);
-
-        let model = self.model.take().expect("the model is only taken inside a step");
-        let (model, output) = self.step.step(model, images, targets);
-        self.model = Some(model);
-        let values = read_floats(output.packed()).await?;
-        let (loss, correct) = (values[0], values[1]);
+        let (loss, correct) = if replicas.is_empty() {
+            let images = images_to_input(&pixels, self.config.input_size, &self.device);
+            let targets = labels_to_tensor(&labels, &self.device);
+            let model = self.model.take().expect("the model is only taken inside a step");
+            let (model, output) = self.step.step(model, images, targets);
+            self.model = Some(model);
+            let values = read_floats(output.packed()).await?;
+            (values[0], values[1])
+        } else {
+            self.data_parallel_step(&pixels, &labels, replicas).await?
+        };
         if !loss.is_finite() {
             return Err(TrainError::Diverged(loss));
         }
@@ -292,6 +340,19 @@ impl TrainingRun {
         self.shuffler.shuffle(&mut self.order);
         Ok(Progress::Epoch(Box::new(report)))
     }
+}
+
+/// `model` with every weight a tracked leaf of the autodiff graph, as a fresh init makes them
+/// (a model read from a file is not).
+pub(crate) fn trainable(model: GoogLeNet) -> GoogLeNet {
+    struct Trainable;
+    impl ModuleMapper for Trainable {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            Param::from_mapped_value(id, tensor.autodiff().require_grad(), mapper)
+        }
+    }
+    model.map(&mut Trainable)
 }
 
 async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {

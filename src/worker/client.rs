@@ -14,21 +14,27 @@ use crate::bench::BenchConfig;
 use crate::engine::BackendPreference;
 use crate::train::{Command, ModelOrigin, TrainConfig, Update};
 
-/// The worker's first script: loads the page's glue and compiled module, then hands over to
-/// [`super::start_training_worker`]. Module workers run it in every browser with WebGPU.
+/// A worker's first script: loads the page's glue and compiled module, then hands over to
+/// the entry point it is told ([`super::start_training_worker`], or
+/// [`super::start_replica_worker`] for the replicas a training worker starts). Module workers
+/// run it in every browser with WebGPU, and in Firefox.
 const BOOTSTRAP: &str = r#"
 self.onmessage = async ({ data }) => {
   self.onmessage = null;
   try {
     const glue = await import(data.glue);
     await glue.default({ module_or_path: data.module });
-    glue.startTrainingWorker();
+    glue[data.entry]();
   } catch (error) {
-    const message = "the training worker could not start: " + error;
+    const message = "the " + self.name + " worker could not start: " + error;
     self.postMessage({ json: JSON.stringify({ Failed: { message } }) });
   }
 };
 "#;
+
+/// The worker names, which also tell this module, once it runs in a worker, which part it plays.
+pub(super) const TRAINER_NAME: &str = "googlenet-trainer";
+pub(super) const REPLICA_NAME: &str = "googlenet-replica";
 
 #[wasm_bindgen]
 extern "C" {
@@ -51,16 +57,7 @@ impl TrainerWorker {
     /// Starts a worker; `on_update` hears everything it reports, with the weights file that
     /// rides beside a `Weights` update.
     pub fn spawn(on_update: impl Fn(Update, Option<Uint8Array>) + 'static) -> Result<Self, String> {
-        let failed = |what: &str, error: JsValue| format!("the training worker could not start ({what}: {error:?})");
-        let options = BlobPropertyBag::new();
-        options.set_type("text/javascript");
-        let blob = Blob::new_with_str_sequence_and_options(&Array::of1(&BOOTSTRAP.into()), &options)
-            .map_err(|error| failed("script", error))?;
-        let url = Url::create_object_url_with_blob(&blob).map_err(|error| failed("script URL", error))?;
-        let worker_options = WorkerOptions::new();
-        worker_options.set_type(WorkerType::Module);
-        worker_options.set_name("googlenet-trainer");
-        let worker = Worker::new_with_options(&url, &worker_options).map_err(|error| failed("Worker", error))?;
+        let (worker, url) = spawn_module_worker(TRAINER_NAME)?;
 
         let on_update = Rc::new(on_update);
         let ready = Rc::new(Cell::new(false));
@@ -90,11 +87,7 @@ impl TrainerWorker {
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-
-        let bootstrap = Object::new();
-        let _ = Reflect::set(&bootstrap, &"glue".into(), &GLUE_URL.with(|url| JsValue::from_str(url)));
-        let _ = Reflect::set(&bootstrap, &"module".into(), &wasm_bindgen::module());
-        worker.post_message(&bootstrap).map_err(|error| failed("hand-over", error))?;
+        hand_over(&worker, "startTrainingWorker")?;
         Ok(Self { worker, ready, queue, _on_message: on_message, _on_error: on_error })
     }
 
@@ -104,20 +97,31 @@ impl TrainerWorker {
 
     /// Starts a run on copies of the two splits, which move to the worker without a second
     /// copy (their buffers are transferred).
-    pub fn start(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>) {
-        self.start_run(config, backend, train, test, None);
+    /// On the CPU backend the run trains on `workers` workers (see [`Command::Start`]).
+    pub fn start(&self, config: TrainConfig, backend: BackendPreference, workers: usize, train: Split<'_>, test: Split<'_>) {
+        self.start_run(config, backend, workers, train, test, None);
     }
 
     /// Goes on with a run after epoch `completed`, from `checkpoint` (that epoch's weights
     /// file, copied): what the page does when a worker was lost mid-run.
-    pub fn resume(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>, completed: usize, checkpoint: &Uint8Array) {
-        self.start_run(config, backend, train, test, Some((completed, checkpoint)));
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume(
+        &self,
+        config: TrainConfig,
+        backend: BackendPreference,
+        workers: usize,
+        train: Split<'_>,
+        test: Split<'_>,
+        completed: usize,
+        checkpoint: &Uint8Array,
+    ) {
+        self.start_run(config, backend, workers, train, test, Some((completed, checkpoint)));
     }
 
-    fn start_run(&self, config: TrainConfig, backend: BackendPreference, train: Split<'_>, test: Split<'_>, checkpoint: Option<(usize, &Uint8Array)>) {
+    fn start_run(&self, config: TrainConfig, backend: BackendPreference, workers: usize, train: Split<'_>, test: Split<'_>, checkpoint: Option<(usize, &Uint8Array)>) {
         let parts = [(TRAIN_IMAGES, train.images), (TRAIN_LABELS, train.labels), (TEST_IMAGES, test.images), (TEST_LABELS, test.labels)];
         let resume_after = checkpoint.map_or(0, |(completed, _)| completed);
-        let (message, transfer) = Self::with_bytes(&Command::Start { config, backend, resume_after }, &parts);
+        let (message, transfer) = Self::with_bytes(&Command::Start { config, backend, resume_after, workers }, &parts);
         if let Some((_, bytes)) = checkpoint {
             let copy = Uint8Array::new(bytes);
             let _ = Reflect::set(&message, &WEIGHTS.into(), &copy);
@@ -127,8 +131,8 @@ impl TrainerWorker {
     }
 
     /// Runs the benchmark on a copy of `sample` (its training images), transferred likewise.
-    pub fn benchmark(&self, config: BenchConfig, backend: BackendPreference, sample: Split<'_>) {
-        self.post_with_bytes(&Command::Benchmark { config, backend }, &[(TRAIN_IMAGES, sample.images), (TRAIN_LABELS, sample.labels)]);
+    pub fn benchmark(&self, config: BenchConfig, backend: BackendPreference, workers: usize, sample: Split<'_>) {
+        self.post_with_bytes(&Command::Benchmark { config, backend, workers }, &[(TRAIN_IMAGES, sample.images), (TRAIN_LABELS, sample.labels)]);
     }
 
     /// Sends `command` with a copy of each byte slice beside it under its key; the copies'
@@ -166,6 +170,32 @@ impl TrainerWorker {
             self.queue.borrow_mut().push((message, transfer));
         }
     }
+}
+
+/// Starts a module worker named `name` on the bootstrap script; it waits for [`hand_over`].
+/// Also returns the script's URL, to revoke once the worker is ready. Works from the page and
+/// from inside a worker (the training worker starts its replicas so).
+pub(super) fn spawn_module_worker(name: &str) -> Result<(Worker, String), String> {
+    let failed = |what: &str, error: JsValue| format!("the {name} worker could not start ({what}: {error:?})");
+    let options = BlobPropertyBag::new();
+    options.set_type("text/javascript");
+    let blob = Blob::new_with_str_sequence_and_options(&Array::of1(&BOOTSTRAP.into()), &options).map_err(|error| failed("script", error))?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(|error| failed("script URL", error))?;
+    let worker_options = WorkerOptions::new();
+    worker_options.set_type(WorkerType::Module);
+    worker_options.set_name(name);
+    let worker = Worker::new_with_options(&url, &worker_options).map_err(|error| failed("Worker", error))?;
+    Ok((worker, url))
+}
+
+/// Sends a worker from [`spawn_module_worker`] this module (compiled) and its glue's URL, and
+/// the glue's export to start with.
+pub(super) fn hand_over(worker: &Worker, entry: &str) -> Result<(), String> {
+    let bootstrap = Object::new();
+    let _ = Reflect::set(&bootstrap, &"glue".into(), &GLUE_URL.with(|url| JsValue::from_str(url)));
+    let _ = Reflect::set(&bootstrap, &"module".into(), &wasm_bindgen::module());
+    let _ = Reflect::set(&bootstrap, &"entry".into(), &entry.into());
+    worker.post_message(&bootstrap).map_err(|error| format!("the worker could not be handed its module: {error:?}"))
 }
 
 impl Drop for TrainerWorker {

@@ -15,7 +15,10 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, WorkerGlobalScope};
 use super::{JSON, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, WEIGHTS};
 use crate::bench::{self, BenchConfig};
 use crate::data::Dataset;
-use crate::engine::{self, BackendPreference};
+use crate::engine::{self, Backend, BackendPreference};
+use crate::model::GoogLeNetConfig;
+use crate::train::data_parallel::ReplicaPool;
+use super::replica::WorkerReplicas;
 use crate::infer;
 use crate::model::weights;
 use crate::model::GoogLeNet;
@@ -40,6 +43,8 @@ struct Host {
     /// The device last started, for the preference it was started for: asking the browser for
     /// an adapter on every classification would cost each one a round trip.
     engine: RefCell<Option<(BackendPreference, engine::Engine)>>,
+    /// Test hook: crash a replica before the next unit of work.
+    lose_replica: Cell<bool>,
 }
 
 impl Host {
@@ -86,7 +91,7 @@ fn handle(host: &Rc<Host>, data: JsValue) {
         None => return post(&Update::Failed { message: "the worker got a message without a command".into() }),
     };
     match command {
-        Command::Start { config, backend, resume_after } => {
+        Command::Start { config, backend, resume_after, workers } => {
             if host.busy.get() {
                 return post(&Update::Failed { message: "a run is already under way: stop it first".into() });
             }
@@ -95,7 +100,7 @@ fn handle(host: &Rc<Host>, data: JsValue) {
             let checkpoint = (resume_after > 0).then(|| (weights_beside(&data), resume_after));
             host.busy.set(true);
             host.control.set(Control::Run);
-            wasm_bindgen_futures::spawn_local(run_training(host.clone(), config, backend, train, test, checkpoint));
+            wasm_bindgen_futures::spawn_local(run_training(host.clone(), config, backend, workers, train, test, checkpoint));
         }
         Command::Pause if host.busy.get() && host.control.get() == Control::Run => host.control.set(Control::Pause),
         Command::Resume if host.control.get() == Control::Pause => host.control.set(Control::Run),
@@ -110,19 +115,20 @@ fn handle(host: &Rc<Host>, data: JsValue) {
             wasm_bindgen_futures::spawn_local(activations(host.clone(), id, frame, block, channels, backend));
         }
         Command::Filters { backend } => wasm_bindgen_futures::spawn_local(filters(host.clone(), backend)),
-        Command::Benchmark { config, backend } => {
+        Command::Benchmark { config, backend, workers } => {
             // A benchmark beside a training run would measure neither.
             if host.busy.get() {
                 return post(&Update::BenchmarkFailed { message: "training is under way: stop it before benchmarking".into() });
             }
             let sample = dataset(&data, TRAIN_IMAGES, TRAIN_LABELS);
             host.busy.set(true);
-            wasm_bindgen_futures::spawn_local(benchmark(host.clone(), config, backend, sample));
+            wasm_bindgen_futures::spawn_local(benchmark(host.clone(), config, backend, workers, sample));
         }
         Command::ResetModel => {
             host.model.replace(None);
             post(&Update::Model { info: None });
         }
+        Command::LoseReplica => host.lose_replica.set(true),
         Command::LoseDevice => {
             if !engine::lose_device() {
                 web_sys::console::warn_1(&"LoseDevice: this worker holds no WebGPU device".into());
@@ -212,22 +218,35 @@ async fn filters(host: Rc<Host>, backend: BackendPreference) {
     });
 }
 
-async fn benchmark(host: Rc<Host>, config: BenchConfig, backend: BackendPreference, sample: Dataset) {
+async fn benchmark(host: Rc<Host>, config: BenchConfig, backend: BackendPreference, workers: usize, sample: Dataset) {
     let engine = host.engine(backend).await;
     let result = async {
         let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
         let performance = scope.performance().ok_or("this worker has no clock (performance)")?;
-        bench::run(&config, engine.summary(), &engine.device, sample.split(), || performance.now(), |stage| {
+        // The replicas start with any weights: the benchmark gives them each run's own.
+        let model = GoogLeNetConfig::new().with_input_size(config.input_size).init(&engine.device);
+        let (mut replicas, note) = start_replicas(&model, &engine, workers, config.input_size, crate::train::SEED_LEARNING_RATE).await;
+        if let Some(note) = note {
+            web_sys::console::warn_1(&note.into());
+        }
+        let summary = match replicas.len() {
+            0 => engine.summary(),
+            n => format!("{}, {} workers", engine.summary(), n + 1),
+        };
+        let report = bench::run(&config, summary, &engine.device, &mut replicas, sample.split(), || performance.now(), |stage| {
             post(&Update::Benchmarking { stage })
         })
-        .await
+        .await?;
+        Ok::<_, String>((report, replicas.memory_bytes()))
     }
     .await;
     host.busy.set(false);
     post(&match result {
-        Ok(report) => {
-            Update::Benchmarked { report, worker_memory_bytes: wasm_memory_bytes(), device_memory: engine::device_memory(&engine.device) }
-        }
+        Ok((report, replica_memory)) => Update::Benchmarked {
+            report,
+            worker_memory_bytes: wasm_memory_bytes() + replica_memory,
+            device_memory: engine::device_memory(&engine.device),
+        },
         Err(message) => Update::BenchmarkFailed { message },
     });
 }
@@ -291,11 +310,33 @@ fn dataset(data: &JsValue, images: &str, labels: &str) -> Dataset {
     Dataset::new(bytes(images), bytes(labels)).unwrap_or_default()
 }
 
-/// Trains a run; `checkpoint`: the weights file of epoch n to resume after, and n.
+/// The replicas for a run on `engine` with `workers` workers in all, holding `model`'s weights:
+/// none on WebGPU (one device trains), and none when they cannot start (the note says why).
+async fn start_replicas(model: &GoogLeNet, engine: &engine::Engine, workers: usize, input_size: usize, learning_rate: f64) -> (WorkerReplicas, Option<String>) {
+    if workers <= 1 {
+        return (WorkerReplicas::none(), None);
+    }
+    if engine.backend != Backend::Cpu {
+        return (WorkerReplicas::none(), Some("WebGPU trains on one worker: the GPU is one device".into()));
+    }
+    let started = async {
+        let cpu = weights::to_cpu(model).await.map_err(|error| error.to_string())?;
+        let bytes = weights::save(&cpu, input_size, &[]).map_err(|error| error.to_string())?;
+        WorkerReplicas::start(workers - 1, &bytes, learning_rate).await
+    };
+    match started.await {
+        Ok(replicas) => (replicas, None),
+        Err(message) => (WorkerReplicas::none(), Some(format!("the replica workers could not start ({message}): training on one worker"))),
+    }
+}
+
+/// Trains a run on `workers` workers (data-parallel on the CPU backend); `checkpoint`: the
+/// weights file of epoch n to resume after, and n.
 async fn run_training(
     host: Rc<Host>,
     config: TrainConfig,
     backend: BackendPreference,
+    workers: usize,
     train: Dataset,
     test: Dataset,
     checkpoint: Option<(Vec<u8>, usize)>,
@@ -326,6 +367,8 @@ async fn run_training(
             return post(&Update::Failed { message });
         }
     };
+    let (mut replicas, note) = start_replicas(run.model(), &engine, workers, run.config().input_size, run.config().learning_rate).await;
+    post(&Update::Workers { count: replicas.len() + 1, note });
     let (train_size, test_size) = run.sizes();
     post(&Update::Started {
         train_size,
@@ -351,8 +394,18 @@ async fn run_training(
             }
             Control::Run => {}
         }
+        if host.lose_replica.replace(false) && !replicas.crash(0) {
+            web_sys::console::warn_1(&"LoseReplica: this run has no replicas".into());
+        }
         let started = js_sys::Date::now();
-        match run.advance().await {
+        let replaced = replicas.replaced;
+        let advanced = run.advance_with(&mut replicas).await;
+        if replicas.replaced > replaced {
+            post(&Update::ReplicaReplaced {
+                message: format!("A replica worker was lost and replaced; the step it was in was done again (epoch {}).", run.epochs_done() + 1),
+            });
+        }
+        match advanced {
             Ok(Some(progress)) => {
                 let seconds = (js_sys::Date::now() - started) / 1000.0;
                 match &progress {

@@ -1,0 +1,47 @@
+//! Messages that arrive while nobody waits, kept until someone asks: a worker's `onmessage`
+//! pushes, an async loop takes them one at a time, in order.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+#[derive(Clone, Default)]
+pub(super) struct Inbox {
+    inner: Rc<RefCell<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    messages: VecDeque<JsValue>,
+    /// Resolves the promise `next` waits on.
+    waiting: Option<Function>,
+}
+
+impl Inbox {
+    pub fn push(&self, message: JsValue) {
+        let waiting = {
+            let mut state = self.inner.borrow_mut();
+            state.messages.push_back(message);
+            state.waiting.take()
+        };
+        if let Some(resolve) = waiting {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+
+    /// The oldest message, once there is one.
+    pub async fn next(&self) -> JsValue {
+        loop {
+            if let Some(message) = self.inner.borrow_mut().messages.pop_front() {
+                return message;
+            }
+            let inner = self.inner.clone();
+            let arrived = Promise::new(&mut |resolve, _| inner.borrow_mut().waiting = Some(resolve));
+            let _ = JsFuture::from(arrived).await;
+        }
+    }
+}

@@ -188,14 +188,20 @@ try:
     shot("inside", "section.inside")
 
     # 6 · Benchmark, kept small: its figures come as a table and as JSON.
-    js("""const values = ['32', '4, 8', '1', '3'];
-          document.querySelectorAll('#benchmark .settings input').forEach((input, i) => {
+    # Input size, batch sizes, timed steps, classifications, workers (two: data-parallel).
+    js("""const values = ['32', '4, 8', '1', '3', '2'];
+          const inputs = document.querySelectorAll('#benchmark .settings input');
+          if (inputs.length !== values.length) throw new Error('the benchmark has ' + inputs.length + ' settings');
+          inputs.forEach((input, i) => {
             input.value = values[i]; input.dispatchEvent(new Event('input', {bubbles: true})); });""")
     click_text("Run benchmark")
-    until("the benchmark's figures", lambda: js("return !!document.querySelector('#benchmark-json')"), 300)
+    until("the benchmark's figures or its error", lambda: js("return !!document.querySelector('#benchmark-json, #benchmark .error')"), 300)
+    error = js("const e = document.querySelector('#benchmark .error'); return e && e.innerText")
+    assert not error, "the benchmark refused or failed: " + error
     figures = json.loads(js("return document.querySelector('#benchmark-json').innerText"))
     report, page = figures["report"], figures["page"]
     assert [f["batch_size"] for f in report["training"]] == [4, 8] and report["inference"]["runs"] == 3, figures
+    assert report["device"].endswith(", 2 workers"), report["device"]
     assert page["wasm_raw_bytes"] > 1_000_000 and 0 < page["wasm_gzip_bytes"] < page["wasm_raw_bytes"], page
     assert page["first_prediction_ms"] and page["worker_wasm_memory_bytes"] > 0, page
     print("benchmark: %.1f ms per image, %.1f images/s at batch 8, wasm %.1f MB (%.1f MB gzipped)" % (

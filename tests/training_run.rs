@@ -377,3 +377,25 @@ fn progress_rewinds_to_the_checkpoint_when_a_run_resumes() {
     assert_eq!((progress.train_seconds, progress.images_trained), (3.5, 24));
     assert_eq!(progress.images_per_second(), Some(24.0 / 3.5));
 }
+
+/// *Quick look* is a valid run that says what it gives up against the seed, and the seed's
+/// own settings give up nothing.
+#[test]
+fn the_quick_look_preset_names_what_it_trades_away_against_the_seed() {
+    let quick = TrainConfig::quick_look();
+    assert_eq!(quick.validate(), Ok(()));
+    assert_eq!(quick.sizes(60_000, 10_000), (16_000, 10_000), "every test image is tested");
+    assert_eq!(
+        quick.trade_offs(60_000),
+        [
+            "32×32 input instead of 96×96",
+            "16,000 of 60,000 training images",
+            "1 epoch instead of 5",
+            "batch 32 instead of 128",
+            "learning rate 0.15 instead of 0.05",
+        ]
+    );
+    assert!(TrainConfig::default().trade_offs(60_000).is_empty());
+    let subset = TrainConfig { epochs: 2, test_subset: Some(500), ..TrainConfig::default() };
+    assert_eq!(subset.trade_offs(60_000), ["2 epochs instead of 5", "tested on 500 images, not all"]);
+}

@@ -93,3 +93,63 @@ impl TrainConfig {
         train_len.div_ceil(self.batch_size)
     }
 }
+
+impl TrainConfig {
+    /// *Quick look*: the best of the short runs measured in the page on a 2-core CPU
+    /// (BENCHMARKS.md, "A quick run that teaches"): 32×32 inputs, 16,000 training images, one
+    /// epoch at batch 32 with a higher learning rate, tested on all 10,000 test images. About
+    /// 8 minutes there; it leaves GoogLeNet's first plateau (the loss sits at ln 10 for the
+    /// first ~350 steps) and ends well above chance, though not yet at the 80 % aimed for.
+    pub fn quick_look() -> Self {
+        Self {
+            learning_rate: 0.15,
+            batch_size: 32,
+            epochs: 1,
+            input_size: 32,
+            train_subset: Some(16_000),
+            test_subset: None,
+            ..Self::default()
+        }
+    }
+
+    /// What this run gives up against the seed's (D2L's) settings, one phrase per setting
+    /// that differs, e.g. "32×32 input instead of 96×96"; empty for the seed's own run.
+    pub fn trade_offs(&self, train_len: usize) -> Vec<String> {
+        let seed = Self::default();
+        let mut differences = Vec::new();
+        if self.input_size != seed.input_size {
+            differences.push(format!("{0}×{0} input instead of {1}×{1}", self.input_size, seed.input_size));
+        }
+        let (used, _) = self.sizes(train_len, 0);
+        if used < train_len {
+            differences.push(format!("{} of {} training images", group_thousands(used), group_thousands(train_len)));
+        }
+        if self.epochs != seed.epochs {
+            let plural = if self.epochs == 1 { "" } else { "s" };
+            differences.push(format!("{} epoch{plural} instead of {}", self.epochs, seed.epochs));
+        }
+        if self.batch_size != seed.batch_size {
+            differences.push(format!("batch {} instead of {}", self.batch_size, seed.batch_size));
+        }
+        if self.learning_rate != seed.learning_rate {
+            differences.push(format!("learning rate {} instead of {}", self.learning_rate, seed.learning_rate));
+        }
+        if self.test_subset.is_some_and(|n| n < 10_000) {
+            differences.push(format!("tested on {} images, not all", group_thousands(self.test_subset.unwrap_or(0))));
+        }
+        differences
+    }
+}
+
+/// 16000 → "16,000".
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -11,7 +11,7 @@ use futures_lite::future::block_on;
 use googlenet_web::data::{parse_idx, Dataset};
 use googlenet_web::model::{weights, GoogLeNet};
 use googlenet_web::train::data_parallel::{average, split_batch, LocalReplicas, ReplicaPool, SliceGradients};
-use googlenet_web::train::{Progress, TrainConfig, TrainingRun};
+use googlenet_web::train::{Progress, TrainConfig, TrainingRun, WeightInit};
 
 static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -194,4 +194,53 @@ fn a_replica_lost_mid_run_is_replaced_and_the_run_goes_on_as_before() {
     for replica in &pool.replicas {
         assert!(largest_difference(&coordinator, &weights_of(replica.model())) < 1e-6, "the replacement keeps step with the others");
     }
+}
+
+/// *Quick look*'s optimiser: SGD with momentum, from He-initialised weights.
+fn with_momentum() -> TrainConfig {
+    TrainConfig { momentum: 0.9, init: WeightInit::He, learning_rate: 0.01, ..few_epochs() }
+}
+
+#[test]
+fn a_momentum_run_on_two_replicas_gives_the_one_worker_runs_losses_and_weights() {
+    // Alone, Burn's SGD keeps the velocity on the device; shared, the coordinator keeps it
+    // (`Velocity`) and every replica steps along it with plain SGD.
+    let _turn = device_turn();
+    let mut alone_run = TrainingRun::new(with_momentum(), train_split(), test_split(), &Device::flex()).unwrap();
+    let alone = drive(&mut alone_run, &mut ());
+    let mut run = TrainingRun::new(with_momentum(), train_split(), test_split(), &Device::flex()).unwrap();
+    let mut pool = replicas_of(&run, 1);
+    // Replica 0 is lost in the fourth step: its replacement needs the weights only.
+    pool.lose_after = Some(3);
+    let shared = drive(&mut run, &mut pool);
+    assert_eq!(pool.lose_after, None, "the loss happened");
+    assert_losses_close(&shared, &alone);
+    let weights = weights_of(alone_run.model());
+    assert!(largest_difference(&weights, &weights_of(run.model())) < 1e-5, "the coordinator's weights are the one-worker run's");
+    assert!(largest_difference(&weights, &weights_of(pool.replicas[0].model())) < 1e-5, "so are the replica's");
+
+    // Momentum changes the run: the same steps without it end elsewhere.
+    let mut plain = TrainingRun::new(TrainConfig { momentum: 0.0, ..with_momentum() }, train_split(), test_split(), &Device::flex()).unwrap();
+    drive(&mut plain, &mut ());
+    assert!(largest_difference(&weights, &weights_of(plain.model())) > 1e-3, "momentum made no difference");
+}
+
+#[test]
+fn he_initialisation_scales_glorots_draws_by_each_layers_fans() {
+    let _turn = device_turn();
+    let device = Device::flex();
+    let glorot = TrainingRun::new(few_epochs(), train_split(), test_split(), &device).unwrap();
+    let glorot_weights = weights_of(glorot.model());
+    let he = TrainingRun::new(TrainConfig { init: WeightInit::He, ..few_epochs() }, train_split(), test_split(), &device).unwrap();
+    let he_weights = weights_of(he.model());
+    // b1's 7×7 convolution, [64, 1, 7, 7]: fan in 49, fan out 3,136: × √65 ≈ 8.06.
+    let stem = 64 * 49;
+    let scaled = he_weights[..stem].iter().zip(&glorot_weights[..stem]).all(|(h, g)| (h - g * 65f32.sqrt()).abs() < 1e-6);
+    assert!(scaled, "every He weight is its Glorot draw × √65");
+    // The largest weight of each: Glorot's limit √(6 / 3,185), He's √(6 / 49).
+    let largest = |w: &[f32]| w.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+    assert!(largest(&glorot_weights[..stem]) <= (6.0f32 / 3185.0).sqrt());
+    assert!(largest(&he_weights[..stem]) <= (6.0f32 / 49.0).sqrt() && largest(&he_weights[..stem]) > 0.9 * (6.0f32 / 49.0).sqrt());
+    // b1's bias is zero in both.
+    assert!(he_weights[stem..stem + 64].iter().all(|&b| b == 0.0));
 }

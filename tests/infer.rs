@@ -110,3 +110,38 @@ fn canvas_pixels_read_as_luminance() {
     let picture = GreyPicture::from_rgba(&rgba, 2, 2);
     assert_eq!(picture.pixels, vec![255, 0, 0, 76]);
 }
+
+#[test]
+fn a_drawn_outline_is_filled_as_a_solid_garment_and_open_strokes_are_not() {
+    // A bag's outline: a 3-pixel frame from (40, 60) to (240, 240) on the 280×280 pad, and a
+    // handle above it that does not close (a gap of dark pixels joins its inside to the edge).
+    let mut pixels = vec![0u8; 280 * 280];
+    let mut set = |x: usize, y: usize, level: u8| pixels[y * 280 + x] = level;
+    for i in 0..3 {
+        for x in 40..=240 {
+            set(x, 60 + i, 200);
+            set(x, 238 + i, 250);
+        }
+        for y in 60..=240 {
+            set(40 + i, y, 200);
+            set(238 + i, y, 200);
+        }
+        for y in 20..60 {
+            set(100 + i, y, 200);
+        }
+    }
+    let filled = GreyPicture { width: 280, height: 280, pixels: pixels.clone() }.with_outlines_filled();
+    assert_eq!(filled.pixels[150 * 280 + 140], 250, "inside the box: the strokes' brightest level");
+    assert_eq!(filled.pixels[40 * 280 + 140], 0, "beside the open handle: still background");
+    assert_eq!(filled.pixels[10 * 280 + 10], 0, "outside: background");
+    let lit_before = pixels.iter().filter(|&&p| p > 0).count();
+    let lit_after = filled.pixels.iter().filter(|&&p| p > 0).count();
+    assert_eq!(lit_after - lit_before, 195 * 175, "exactly the box's inside is filled");
+    // Open strokes (a trouser drawn as two legs) are left as they are.
+    let mut legs = vec![0u8; 280 * 280];
+    for y in 40..250 {
+        legs[y * 280 + 100] = 255;
+        legs[y * 280 + 180] = 255;
+    }
+    assert_eq!(GreyPicture { width: 280, height: 280, pixels: legs.clone() }.with_outlines_filled().pixels, legs);
+}

@@ -77,7 +77,7 @@ pub fn ClassifyPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
         });
     };
 
-    let drawn = move |picture: Option<GreyPicture>| show(picture.and_then(|p| p.to_frame()), Source::Drawing);
+    let drawn = move |picture: Option<GreyPicture>| show(picture.and_then(|p| p.with_outlines_filled().to_frame()), Source::Drawing);
 
     view! {
         <section class="classify" id="classify">

@@ -151,7 +151,9 @@ impl Session {
     pub fn start_training(&self, config: TrainConfig, train: Split<'_>, test: Split<'_>) -> Result<(), String> {
         let (backend, workers) = (self.preference.get_untracked(), self.workers.get_untracked());
         self.with_worker(|worker| worker.start(config.clone(), backend, workers, train, test))?;
-        self.progress.set(TrainingProgress::starting());
+        let mut progress = TrainingProgress::starting();
+        progress.input_size = config.input_size;
+        self.progress.set(progress);
         self.run.set_value(Some(ActiveRun { config, backend, workers, checkpoint: None, recoveries: 0 }));
         Ok(())
     }

@@ -15,12 +15,15 @@ use super::dataset::GreyImage;
 use super::session::Session;
 use crate::data::{Loader, SplitName, CLASS_NAMES};
 use crate::worker::MAX_WORKERS;
-use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, TrainConfig, TrainingProgress};
+use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, TrainConfig, TrainingProgress, WeightInit};
 
 /// The settings form: text as typed, read into a [`TrainConfig`] on Train.
 #[derive(Clone, Copy)]
 struct Settings {
     learning_rate: RwSignal<String>,
+    momentum: RwSignal<String>,
+    /// "glorot" or "he".
+    init: RwSignal<String>,
     batch_size: RwSignal<String>,
     epochs: RwSignal<String>,
     input_size: RwSignal<String>,
@@ -41,6 +44,8 @@ impl Settings {
     fn new(config: &TrainConfig) -> Self {
         let settings = Self {
             learning_rate: RwSignal::new(String::new()),
+            momentum: RwSignal::new(String::new()),
+            init: RwSignal::new(String::new()),
             batch_size: RwSignal::new(String::new()),
             epochs: RwSignal::new(String::new()),
             input_size: RwSignal::new(String::new()),
@@ -56,6 +61,8 @@ impl Settings {
     fn fill(&self, config: &TrainConfig) {
         let subset = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
         self.learning_rate.set(config.learning_rate.to_string());
+        self.momentum.set(config.momentum.to_string());
+        self.init.set(init_value(config.init).to_owned());
         self.batch_size.set(config.batch_size.to_string());
         self.epochs.set(config.epochs.to_string());
         self.input_size.set(config.input_size.to_string());
@@ -80,6 +87,8 @@ impl Settings {
             train_subset: subset("Training images", self.train_subset)?,
             test_subset: subset("Test images", self.test_subset)?,
             seed: number("Seed", self.seed)?,
+            momentum: number("Momentum", self.momentum)?,
+            init: if self.init.get_untracked() == init_value(WeightInit::He) { WeightInit::He } else { WeightInit::Glorot },
         };
         config.validate().map_err(|error| capitalise(&error.to_string()))?;
         Ok(config)
@@ -91,6 +100,14 @@ impl Settings {
             Ok(workers) if (1..=MAX_WORKERS).contains(&workers) => Ok(workers),
             _ => Err(format!("Workers: “{text}” is not a whole number from 1 to {MAX_WORKERS}")),
         }
+    }
+}
+
+/// The initialisation's value in the settings' select.
+fn init_value(init: WeightInit) -> &'static str {
+    match init {
+        WeightInit::Glorot => "glorot",
+        WeightInit::He => "he",
     }
 }
 
@@ -136,6 +153,17 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
             <h2>"Train"</h2>
             <form class="settings" on:submit=|event| event.prevent_default()>
                 <Field label="Learning rate" value=settings.learning_rate step="any" />
+                <Field label="Momentum" value=settings.momentum step="any" />
+                <label class="field">
+                    <span>"Initial weights"</span>
+                    <select
+                        prop:value=move || settings.init.get()
+                        on:change=move |event| settings.init.set(event_target_value(&event))
+                    >
+                        <option value="glorot">{WeightInit::Glorot.label()}</option>
+                        <option value="he">{WeightInit::He.label()}</option>
+                    </select>
+                </label>
                 <Field label="Batch size" value=settings.batch_size step="1" />
                 <Field label="Epochs" value=settings.epochs step="1" />
                 <Field label="Input size" value=settings.input_size step="1" />
@@ -253,6 +281,7 @@ fn RunView(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMet
         })}
         <Bars progress />
         <Figures progress frame_gap />
+        <SeedRunEstimate progress />
         <Charts progress />
         {move || latest.get().map(|report| view! { <EpochResults report loader /> })}
     }
@@ -301,6 +330,25 @@ fn Figures(progress: RwSignal<TrainingProgress>, frame_gap: RwSignal<FrameGapMet
             })))}
             {figure("Longest frame gap", "frame-gap", Signal::derive(move || frame_gap.with(|m| if m.frames > 1 { format!("{:.0} ms", m.longest_ms) } else { "–".into() })))}
         </div>
+    }
+}
+
+/// What the seed's own run would cost here, from this run's measured rate.
+#[component]
+fn SeedRunEstimate(progress: RwSignal<TrainingProgress>) -> impl IntoView {
+    let estimate = Memo::new(move |_| progress.with(|p| p.seed_run_seconds().map(|seconds| (seconds, p.input_size))));
+    move || {
+        estimate.get().map(|(seconds, size)| {
+            let scaled = if size == crate::train::SEED_INPUT_SIZE { String::new() } else { format!(", scaled from this run's {size}×{size}") };
+            view! {
+                <p class="seed-estimate">
+                    {format!(
+                        "The seed's own run (5 epochs of 60,000 images at 96×96) would take about {} on this device at this rate{scaled}; on a GPU, minutes.",
+                        format_duration(seconds)
+                    )}
+                </p>
+            }
+        })
     }
 }
 

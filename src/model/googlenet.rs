@@ -1,7 +1,7 @@
 //! The whole network: b1..b5 and the dense head.
 
 use burn::config::Config;
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Initializer, Module, ModuleMapper, Param};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
@@ -89,6 +89,29 @@ impl GoogLeNetConfig {
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dense,
         }
+    }
+
+    /// [`Self::init`] with He-uniform weights instead of Glorot's, biases still zero: the same
+    /// random draws, each weight tensor scaled by √((fan in + fan out) / fan in), which turns
+    /// Glorot's limit √(6 / (fan in + fan out)) into He's √(6 / fan in).
+    pub fn init_he(&self, device: &Device) -> GoogLeNet {
+        /// Rescales every weight (a bias is 1-D and stays zero).
+        struct GlorotToHe;
+        impl ModuleMapper for GlorotToHe {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let dims = param.val().dims();
+                let (fan_in, fan_out) = match D {
+                    // Conv2d: [out, in, k, k].
+                    4 => (dims[1] * dims[2] * dims[3], dims[0] * dims[2] * dims[3]),
+                    // Linear: [in, out].
+                    2 => (dims[0], dims[1]),
+                    _ => return param,
+                };
+                let scale = ((fan_in + fan_out) as f64 / fan_in as f64).sqrt();
+                param.map(|tensor| tensor.mul_scalar(scale).detach())
+            }
+        }
+        self.init(device).map(&mut GlorotToHe)
     }
 
     /// The shape of a batch of `batch` input images: `[batch, in_channels, input_size, input_size]`.

@@ -7,7 +7,10 @@
 //! replica computes the gradient of its slice's mean loss; the coordinator averages them,
 //! weighted by slice size, which is exactly the whole batch's gradient; and every replica
 //! applies that same SGD step, so all of them keep the same weights. Nothing but gradients
-//! (one `f32` per parameter) crosses between workers, and only once each way per step.
+//! (one `f32` per parameter) crosses between workers, and only once each way per step. With
+//! momentum, the coordinator keeps the velocity ([`Velocity`]) and sends it instead of the
+//! gradient. The test pass that ends each epoch is shared the same way: every replica
+//! classifies a slice of each test batch and sends back its probabilities.
 //!
 //! This module is the DOM-free part: how a batch is split ([`split_batch`]), how gradients are
 //! averaged ([`average`]), what a replica does ([`Replica`]), and what the coordinator asks of
@@ -101,6 +104,36 @@ pub fn average(slices: &[SliceGradients]) -> Result<BatchGradients, String> {
     Ok(BatchGradients { images, loss: (loss / images as f64) as f32, correct, values })
 }
 
+/// SGD momentum's velocity in a data-parallel run, kept by the coordinator alone: each step it
+/// turns the batch's averaged gradient `g` into `v = momentum · v + g`, and every replica steps
+/// along `v` with plain SGD. The replicas keep no optimiser state, so a replacement for a lost
+/// one needs only the weights. The same arithmetic as [`super::TrainStep::with_momentum`] on
+/// one worker, to rounding.
+#[derive(Clone, Debug)]
+pub struct Velocity {
+    momentum: f32,
+    values: Vec<f32>,
+}
+
+impl Velocity {
+    pub fn new(momentum: f64) -> Self {
+        Self { momentum: momentum as f32, values: Vec::new() }
+    }
+
+    /// Adds the batch's gradient; returns the velocity, the step's direction. The first step's
+    /// velocity is the gradient itself.
+    pub fn update(&mut self, gradient: &[f32]) -> &[f32] {
+        if self.values.len() == gradient.len() {
+            for (v, g) in self.values.iter_mut().zip(gradient) {
+                *v = self.momentum * *v + g;
+            }
+        } else {
+            self.values = gradient.to_vec();
+        }
+        &self.values
+    }
+}
+
 /// One slice of a batch, as it is sent to a replica: 28×28 images back to back and their labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceBatch {
@@ -154,6 +187,14 @@ impl Replica {
         SliceGradients::unpack(slice.images(), values)
     }
 
+    /// The softmax probabilities of whole 28×28 images (ten per image), as the test pass
+    /// computes them: a share of the test pass that ends each epoch.
+    pub async fn probabilities(&self, pixels: &[u8]) -> Result<Vec<f32>, String> {
+        let model = burn::module::Module::valid(self.model());
+        let images = images_to_input(pixels, self.input_size, &self.device.clone().inner());
+        crate::engine::read_floats(burn::tensor::activation::softmax(model.forward(images), 1)).await
+    }
+
     /// One SGD step with the batch's averaged gradients.
     pub fn apply(&mut self, gradients: &[f32]) {
         let model = self.model.take().expect("the model is only taken inside apply");
@@ -200,6 +241,13 @@ pub trait ReplicaPool {
     /// Every replica applies the batch's averaged gradients (their next `send` comes after it).
     fn apply(&mut self, gradients: &[f32]);
 
+    /// Hands out slices of a test batch (whole 28×28 images, at most [`Self::len`] slices),
+    /// without waiting: replica `k` classifies `slices[k]` with its model.
+    fn send_test(&mut self, slices: Vec<Vec<u8>>);
+
+    /// The softmax probabilities of the test slices last sent, in order, ten per image.
+    async fn receive_test(&mut self) -> Result<Vec<Vec<f32>>, ReplicaError>;
+
     /// Replaces replica `index` with a new one holding the weights file `weights` (the
     /// coordinator's model before the step that lost it).
     async fn replace(&mut self, index: usize, weights: &[u8]) -> Result<(), String>;
@@ -215,6 +263,10 @@ impl ReplicaPool for () {
         Ok(Vec::new())
     }
     fn apply(&mut self, _: &[f32]) {}
+    fn send_test(&mut self, _: Vec<Vec<u8>>) {}
+    async fn receive_test(&mut self) -> Result<Vec<Vec<f32>>, ReplicaError> {
+        Ok(Vec::new())
+    }
     async fn replace(&mut self, _: usize, _: &[u8]) -> Result<(), String> {
         Ok(())
     }
@@ -226,6 +278,7 @@ impl ReplicaPool for () {
 pub struct LocalReplicas {
     pub replicas: Vec<Replica>,
     sent: Vec<SliceBatch>,
+    sent_test: Vec<Vec<u8>>,
     /// Test hook: the number of `receive`s after which replica 0 is lost (once).
     pub lose_after: Option<usize>,
     receives: usize,
@@ -267,6 +320,18 @@ impl ReplicaPool for LocalReplicas {
         for replica in &mut self.replicas {
             replica.apply(gradients);
         }
+    }
+
+    fn send_test(&mut self, slices: Vec<Vec<u8>>) {
+        self.sent_test = slices;
+    }
+
+    async fn receive_test(&mut self) -> Result<Vec<Vec<f32>>, ReplicaError> {
+        let mut out = Vec::with_capacity(self.sent_test.len());
+        for (index, (replica, pixels)) in self.replicas.iter().zip(&self.sent_test).enumerate() {
+            out.push(replica.probabilities(pixels).await.map_err(|message| ReplicaError::Failed { index, message })?);
+        }
+        Ok(out)
     }
 
     async fn replace(&mut self, index: usize, weights: &[u8]) -> Result<(), String> {

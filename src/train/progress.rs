@@ -1,6 +1,7 @@
 //! The page's picture of a training run, folded from the worker's [`Update`]s: what the
 //! progress bars, figures and charts show. DOM-free, so it is tested natively.
 
+use super::config::{SEED_EPOCHS, SEED_INPUT_SIZE};
 use super::protocol::Update;
 use super::run::{EpochReport, Progress, StepReport};
 
@@ -32,6 +33,8 @@ pub struct TrainingProgress {
     pub engine: Option<String>,
     /// How many workers train (data-parallel on the CPU backend), and why fewer than asked.
     pub workers: Option<(usize, Option<String>)>,
+    /// The run's input side (what its images/s were measured at).
+    pub input_size: usize,
     pub train_size: usize,
     pub test_size: usize,
     pub steps_per_epoch: usize,
@@ -187,6 +190,22 @@ impl TrainingProgress {
     /// Training throughput (test passes and pauses excluded).
     pub fn images_per_second(&self) -> Option<f64> {
         (self.train_seconds > 0.0 && self.images_trained > 0).then(|| self.images_trained as f64 / self.train_seconds)
+    }
+
+    /// What the seed's whole run (5 epochs of Fashion-MNIST's 60,000 images at 96×96, each
+    /// with a test pass of 10,000) would take at this run's measured rate, in seconds. The rate
+    /// is scaled from this run's input size by (96 / size)^1.5: in the page, 96×96 trains 5.2×
+    /// slower than 32×32 for 9× the pixels (bigger products use the cores better;
+    /// BENCHMARKS.md). A test image costs a third of a training one.
+    pub fn seed_run_seconds(&self) -> Option<f64> {
+        const TRAIN_IMAGES: f64 = 60_000.0;
+        const TEST_IMAGES: f64 = 10_000.0;
+        let rate = self.images_per_second()?;
+        if self.input_size == 0 {
+            return None;
+        }
+        let seed_rate = rate / (SEED_INPUT_SIZE as f64 / self.input_size as f64).powf(1.5);
+        Some(SEED_EPOCHS as f64 * (TRAIN_IMAGES / seed_rate + TEST_IMAGES / (3.0 * seed_rate)))
     }
 
     /// Seconds left: the remaining training images at the measured rate, plus the remaining

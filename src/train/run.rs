@@ -9,8 +9,8 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::config::{ConfigError, TrainConfig};
-use super::data_parallel::{average, cut, split_batch, ReplicaError, ReplicaPool, SliceBatch, SliceGradients};
+use super::config::{ConfigError, TrainConfig, WeightInit};
+use super::data_parallel::{average, cut, split_batch, ReplicaError, ReplicaPool, SliceBatch, SliceGradients, Velocity};
 use super::metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};
 use super::step::TrainStep;
 use crate::data::{images_to_input, labels_to_tensor, Dataset, IMAGE_SIDE};
@@ -99,6 +99,8 @@ pub struct TrainingRun {
     /// the model back (no `await` in between): the `expect`s on it cannot fail.
     model: Option<GoogLeNet>,
     step: TrainStep,
+    /// Momentum's velocity in data-parallel steps (alone, the step's optimiser keeps it).
+    velocity: Option<Velocity>,
     train: Dataset,
     test: Dataset,
     train_len: usize,
@@ -124,10 +126,15 @@ impl TrainingRun {
         }
         let device = device.clone().autodiff();
         device.seed(config.seed);
-        let model = GoogLeNetConfig::new().with_input_size(config.input_size).init(&device);
+        let model_config = GoogLeNetConfig::new().with_input_size(config.input_size);
+        let model = match config.init {
+            WeightInit::Glorot => model_config.init(&device),
+            WeightInit::He => trainable(model_config.init_he(&device)),
+        };
         let (train_len, test_len) = config.sizes(train.split().len(), test.split().len());
         let mut run = Self {
-            step: TrainStep::new(config.learning_rate, &device),
+            step: TrainStep::with_momentum(config.learning_rate, config.momentum, &device),
+            velocity: (config.momentum > 0.0).then(|| Velocity::new(config.momentum)),
             shuffler: Shuffler::new(config.seed),
             order: (0..train_len).collect(),
             config,
@@ -173,7 +180,9 @@ impl TrainingRun {
 
     /// Skips the first `completed` epochs (their weights come from a checkpoint, through
     /// [`Self::starting_from`]): the run goes on with epoch `completed + 1`, shuffled as it
-    /// would have been had it never stopped. SGD without momentum keeps no other state.
+    /// would have been had it never stopped. SGD without momentum (the seed's) keeps no other
+    /// state, so the rest of the run is the uninterrupted one's; with momentum, the velocity
+    /// starts again from zero (a checkpoint holds the weights only).
     pub fn resuming_after(mut self, completed: usize) -> Self {
         let completed = completed.min(self.config.epochs);
         for _ in 0..completed {
@@ -205,7 +214,8 @@ impl TrainingRun {
     /// [`Self::advance`], with every SGD step shared out between this run's model and the
     /// `replicas` (data-parallel: see [`super::data_parallel`]). The replicas must hold this
     /// run's weights; they keep them, step after step. With no replicas, the step is
-    /// [`TrainStep::step`] itself. The test pass runs here alone.
+    /// [`TrainStep::step`] itself. The test pass is shared out too: each unit of it is one
+    /// batch per worker.
     pub async fn advance_with<P: ReplicaPool>(&mut self, replicas: &mut P) -> Result<Option<Progress>, TrainError> {
         if self.is_finished() {
             return Ok(None);
@@ -213,7 +223,14 @@ impl TrainingRun {
         if self.step_in_epoch < self.steps_per_epoch() {
             return self.train_step(replicas).await.map(|report| Some(Progress::Step(report)));
         }
-        self.test_batch().await.map(Some)
+        self.test_batch(replicas).await.map(Some)
+    }
+
+    /// A lost replica's replacement, holding this run's weights.
+    async fn replace_replica<P: ReplicaPool>(&self, index: usize, replicas: &mut P) -> Result<(), TrainError> {
+        let cpu = crate::model::weights::to_cpu(self.model()).await.map_err(|error| TrainError::Replica(error.to_string()))?;
+        let bytes = crate::model::weights::save(&cpu, self.config.input_size, &[]).map_err(|error| TrainError::Replica(error.to_string()))?;
+        replicas.replace(index, &bytes).await.map_err(|error| TrainError::Replica(format!("replica {index} could not be replaced: {error}")))
     }
 
     /// One step shared with `replicas`: their slices go out first, this model computes the
@@ -238,19 +255,20 @@ impl TrainingRun {
                 Ok(theirs) => break theirs,
                 Err(ReplicaError::Lost { index, .. }) if losses < REPLICA_LOSSES_PER_STEP => {
                     losses += 1;
-                    let cpu = crate::model::weights::to_cpu(self.model()).await.map_err(|error| TrainError::Replica(error.to_string()))?;
-                    let bytes = crate::model::weights::save(&cpu, self.config.input_size, &[])
-                        .map_err(|error| TrainError::Replica(error.to_string()))?;
-                    replicas.replace(index, &bytes).await.map_err(|error| TrainError::Replica(format!("replica {index} could not be replaced: {error}")))?;
+                    self.replace_replica(index, replicas).await?;
                 }
                 Err(error) => return Err(TrainError::Replica(error.to_string())),
             }
         };
         let all: Vec<SliceGradients> = local.into_iter().chain(theirs).collect();
         let batch = average(&all).map_err(TrainError::Replica)?;
-        replicas.apply(&batch.values);
+        let direction = match &mut self.velocity {
+            Some(velocity) => velocity.update(&batch.values),
+            None => &batch.values,
+        };
+        replicas.apply(direction);
         let model = self.model.take().expect("the model is only taken inside a step");
-        self.model = Some(self.step.apply(model, &batch.values));
+        self.model = Some(self.step.apply(model, direction));
         Ok((batch.loss, batch.correct))
     }
 
@@ -293,21 +311,54 @@ impl TrainingRun {
         })
     }
 
-    /// One batch of the test pass; the last one closes the epoch.
-    async fn test_batch(&mut self) -> Result<Progress, TrainError> {
-        let pass = self.test_pass.get_or_insert_with(|| TestPass {
-            model: self.model.as_ref().expect("the model is only taken inside a step").valid(),
-            next: 0,
-            loss: 0.0,
-            confusion: ConfusionMatrix::default(),
-            mistakes: Vec::new(),
-        });
-        let start = pass.next;
-        let end = (start + self.config.batch_size).min(self.test_len);
+    /// One unit of the test pass, a batch for this worker and one for each replica; the last
+    /// unit closes the epoch.
+    async fn test_batch<P: ReplicaPool>(&mut self, replicas: &mut P) -> Result<Progress, TrainError> {
+        let start = self.test_pass.as_ref().map_or(0, |pass| pass.next);
+        let end = (start + self.config.batch_size * (replicas.len() + 1)).min(self.test_len);
+        let frame = IMAGE_SIDE * IMAGE_SIDE;
+        let mut slices: Vec<Vec<u8>> = {
+            let split = self.test.split();
+            split_batch(end - start, replicas.len() + 1)
+                .into_iter()
+                .map(|range| split.images[(start + range.start) * frame..(start + range.end) * frame].to_vec())
+                .collect()
+        };
+        let own = slices.remove(0);
+        if self.test_pass.is_none() {
+            self.test_pass = Some(TestPass {
+                model: self.model.as_ref().expect("the model is only taken inside a step").valid(),
+                next: 0,
+                loss: 0.0,
+                confusion: ConfusionMatrix::default(),
+                mistakes: Vec::new(),
+            });
+        }
+        // The replicas' slices go out first; this worker classifies its own meanwhile.
+        replicas.send_test(slices.clone());
+        let images = images_to_input(&own, self.config.input_size, &self.device.clone().inner());
+        let model = &self.test_pass.as_ref().expect("made above").model;
+        let mut probabilities = read_floats(softmax(model.forward(images), 1)).await?;
+        let mut losses = 0;
+        loop {
+            match replicas.receive_test().await {
+                Ok(theirs) => {
+                    probabilities.extend(theirs.into_iter().flatten());
+                    break;
+                }
+                Err(ReplicaError::Lost { index, .. }) if losses < REPLICA_LOSSES_PER_STEP => {
+                    losses += 1;
+                    self.replace_replica(index, replicas).await?;
+                    replicas.send_test(slices.clone());
+                }
+                Err(error) => return Err(TrainError::Replica(error.to_string())),
+            }
+        }
+        if probabilities.len() != (end - start) * 10 {
+            return Err(TrainError::Replica(format!("{} probabilities came back for {} test images", probabilities.len(), end - start)));
+        }
         let split = self.test.split();
-        let device = self.device.clone().inner();
-        let images = images_to_input(&split.images[start * IMAGE_SIDE * IMAGE_SIDE..end * IMAGE_SIDE * IMAGE_SIDE], self.config.input_size, &device);
-        let probabilities = read_floats(softmax(pass.model.forward(images), 1)).await?;
+        let pass = self.test_pass.as_mut().expect("made above");
         for (offset, row) in probabilities.chunks_exact(10).enumerate() {
             let index = start + offset;
             let truth = split.labels[index];

@@ -1,7 +1,9 @@
-//! One SGD step, as the seed trains: softmax cross-entropy on logits, plain SGD.
+//! One SGD step, as the seed trains: softmax cross-entropy on logits, plain SGD (or SGD with
+//! momentum, a setting of its own).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -10,7 +12,11 @@ use crate::model::GoogLeNet;
 /// The optimiser state and loss of a training run. The model passes through each step, as
 /// Burn's optimisers take and return it.
 pub struct TrainStep {
+    /// SGD, with momentum when the run has it: what [`Self::step`] applies.
     optimizer: ModuleOptimizer,
+    /// Plain SGD: what [`Self::apply`] applies (data-parallel runs keep momentum's velocity on
+    /// the coordinator, [`super::data_parallel::Velocity`], and send the step's direction).
+    plain: ModuleOptimizer,
     loss: CrossEntropyLoss,
     pub learning_rate: f64,
 }
@@ -32,12 +38,22 @@ impl StepOutput {
 }
 
 impl TrainStep {
+    /// Plain SGD, the seed's.
     pub fn new(learning_rate: f64, device: &Device) -> Self {
-        Self {
-            optimizer: SgdConfig::new().init(),
-            loss: CrossEntropyLossConfig::new().init(device),
-            learning_rate,
-        }
+        Self::with_momentum(learning_rate, 0.0, device)
+    }
+
+    /// SGD with `momentum` (0: plain SGD): velocity `v = momentum · v + g`, step `lr · v`, as
+    /// Keras's and PyTorch's SGD (Burn's default dampening of 0.1 is set to 0).
+    pub fn with_momentum(learning_rate: f64, momentum: f64, device: &Device) -> Self {
+        let optimizer = if momentum > 0.0 {
+            SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_momentum(momentum).with_dampening(0.0)))
+                .init()
+        } else {
+            SgdConfig::new().init()
+        };
+        Self { optimizer, plain: SgdConfig::new().init(), loss: CrossEntropyLossConfig::new().init(device), learning_rate }
     }
 
     /// One forward, backward and update. The model must live on an autodiff device. The
@@ -88,9 +104,10 @@ impl TrainStep {
         Tensor::cat(flatten.tensors, 0)
     }
 
-    /// The update half: one SGD step with `gradients`, flattened as [`Self::gradients`] gives
-    /// them (without the loss and count in front). Every replica that applies the same values
-    /// to the same weights ends with the same weights.
+    /// The update half: one plain SGD step along `gradients` (the batch's gradient, or
+    /// momentum's velocity), flattened as [`Self::gradients`] gives them (without the loss and
+    /// count in front). Every replica that applies the same values to the same weights ends
+    /// with the same weights.
     pub fn apply(&mut self, model: GoogLeNet, gradients: &[f32]) -> GoogLeNet {
         /// Registers each parameter's slice of `values` as its gradient.
         struct Unflatten<'a> {
@@ -111,6 +128,6 @@ impl TrainStep {
         let mut unflatten = Unflatten { values: gradients, offset: 0, grads: GradientsParams::new() };
         model.visit(&mut unflatten);
         debug_assert_eq!(unflatten.offset, gradients.len(), "one value per parameter");
-        self.optimizer.step(self.learning_rate, model, unflatten.grads)
+        self.plain.step(self.learning_rate, model, unflatten.grads)
     }
 }

@@ -7,7 +7,8 @@
 //! passes, checkpoints) and the first slice of every batch; each replica keeps only a copy of
 //! the model. Per step a replica gets its slice's 28×28 bytes, sends back its gradients, and
 //! then gets the batch's averaged gradients, which it applies as the coordinator does (see
-//! [`crate::train::data_parallel`]). The messages ([`ToReplica`], [`FromReplica`]) are JSON in a
+//! [`crate::train::data_parallel`]). In the test pass that ends each epoch it classifies its
+//! share of every test batch. The messages ([`ToReplica`], [`FromReplica`]) are JSON in a
 //! `json` field with their bytes beside, as between the page and the training worker.
 //!
 //! A replica that dies (a panic, memory exhausted, a worker ended) is reported as lost; the
@@ -30,6 +31,7 @@ use crate::train::data_parallel::{Replica, ReplicaError, ReplicaPool, SliceBatch
 const PIXELS: &str = "pixels";
 const LABELS: &str = "labels";
 const GRADIENTS: &str = "gradients";
+const PROBABILITIES: &str = "probabilities";
 
 /// Coordinator → replica.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,9 @@ enum ToReplica {
     Gradients,
     /// Apply the batch's averaged gradients beside (`gradients`). Not answered.
     Apply,
+    /// Classify the test images beside (`pixels`), a share of the test pass. Answered by
+    /// `Probabilities`.
+    Classify,
     /// Test hook: panic, as a replica that crashes does.
     Crash,
 }
@@ -53,6 +58,9 @@ enum FromReplica {
     /// The slice's figures; its gradients ride beside (`gradients`). `memory`: the replica's
     /// wasm memory (its peak).
     Gradients { images: usize, loss: f32, correct: f32, memory: u64 },
+    /// The softmax probabilities of the test images sent, ten per image, ride beside
+    /// (`probabilities`).
+    Probabilities,
     Failed { message: String },
     /// The replica panicked, or (sent on its behalf) its worker hit an error it did not catch.
     Crashed { message: String },
@@ -156,6 +164,16 @@ async fn serve(inbox: Inbox) {
                 Some(replica) => replica.apply(&floats_beside(&data, GRADIENTS)),
                 None => post(&FromReplica::Failed { message: "the replica holds no model yet".into() }, None),
             },
+            ToReplica::Classify => {
+                let Some(replica) = replica.as_ref() else {
+                    post(&FromReplica::Failed { message: "the replica holds no model yet".into() }, None);
+                    continue;
+                };
+                match replica.probabilities(&bytes_beside(&data, PIXELS)).await {
+                    Ok(values) => post_floats(&FromReplica::Probabilities, PROBABILITIES, &values),
+                    Err(message) => post(&FromReplica::Failed { message }, None),
+                }
+            }
             ToReplica::Crash => panic!("replica crashed on purpose (test hook)"),
         }
     }
@@ -163,15 +181,23 @@ async fn serve(inbox: Inbox) {
 
 /// Posts `message` to the coordinator, with gradients beside it (transferred, not copied).
 fn post(message: &FromReplica, gradients: Option<&[f32]>) {
-    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let envelope = envelope(message);
-    let transfer = Array::new();
-    if let Some(values) = gradients {
-        let array = Float32Array::from(values);
-        transfer.push(&array.buffer());
-        let _ = Reflect::set(&envelope, &GRADIENTS.into(), &array);
+    match gradients {
+        Some(values) => post_floats(message, GRADIENTS, values),
+        None => post_with(envelope(message), &Array::new()),
     }
-    if let Err(error) = scope.post_message_with_transfer(&envelope, &transfer) {
+}
+
+/// Posts `message` with `values` beside it under `key` (transferred, not copied).
+fn post_floats(message: &FromReplica, key: &str, values: &[f32]) {
+    let envelope = envelope(message);
+    let array = Float32Array::from(values);
+    let _ = Reflect::set(&envelope, &key.into(), &array);
+    post_with(envelope, &Array::of1(&array.buffer()));
+}
+
+fn post_with(envelope: Object, transfer: &Array) {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    if let Err(error) = scope.post_message_with_transfer(&envelope, transfer) {
         web_sys::console::error_2(&"a replica could not post to its coordinator".into(), &error);
     }
 }
@@ -252,7 +278,7 @@ impl Drop for ReplicaWorker {
 pub struct WorkerReplicas {
     replicas: Vec<ReplicaWorker>,
     learning_rate: f64,
-    /// How many replicas got a slice of the current step.
+    /// How many replicas got a slice of the current step, or of the current test batch.
     sent: usize,
     /// Replicas replaced so far (after a loss, or to take new weights).
     pub replaced: usize,
@@ -336,6 +362,41 @@ impl ReplicaPool for WorkerReplicas {
             if let Err(message) = replica.post(&message, &Array::of1(&array.buffer())) {
                 replica.inbox.push(envelope(&FromReplica::Crashed { message }).into());
             }
+        }
+    }
+
+    fn send_test(&mut self, slices: Vec<Vec<u8>>) {
+        self.sent = slices.len().min(self.replicas.len());
+        for (replica, pixels) in self.replicas.iter().zip(slices) {
+            let message = envelope(&ToReplica::Classify);
+            let pixels = Uint8Array::from(&pixels[..]);
+            let _ = Reflect::set(&message, &PIXELS.into(), &pixels);
+            if let Err(message) = replica.post(&message, &Array::of1(&pixels.buffer())) {
+                replica.inbox.push(envelope(&FromReplica::Crashed { message }).into());
+            }
+        }
+    }
+
+    async fn receive_test(&mut self) -> Result<Vec<Vec<f32>>, ReplicaError> {
+        // As in `receive`: every answer is taken, even after one is lost.
+        let mut slices = Vec::with_capacity(self.sent);
+        let mut first_error = None;
+        for (index, replica) in self.replicas.iter().take(self.sent).enumerate() {
+            let data = replica.inbox.next().await;
+            let error = match FromReplica::read(&data) {
+                FromReplica::Probabilities => {
+                    slices.push(floats_beside(&data, PROBABILITIES));
+                    continue;
+                }
+                FromReplica::Crashed { message } => ReplicaError::Lost { index, message },
+                FromReplica::Failed { message } => ReplicaError::Failed { index, message },
+                other => ReplicaError::Failed { index, message: format!("a replica said {other:?} instead of sending probabilities") },
+            };
+            first_error.get_or_insert(error);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(slices),
         }
     }
 

@@ -5,7 +5,8 @@ Prints JSON: the settings, minutes from Train to the end (test passes included),
 test accuracy, the training rate the page showed, and the longest frame gap.
 
   benches/page_run.py URL [--backend auto|webgpu|cpu] [--workers N] [--input-size 96]
-                      [--batch-size 128] [--epochs 5] [--lr 0.05] [--train-images N]
+                      [--batch-size 128] [--epochs 5] [--lr 0.05] [--momentum 0] [--schedule constant|linear]
+                      [--weights glorot|he] [--train-images N]
                       [--test-images N] [--preset quick|seed] [--screenshot FILE]
 
 With --preset the page's own preset button fills the settings (the other settings flags then
@@ -26,6 +27,9 @@ p.add_argument("--input-size")
 p.add_argument("--batch-size")
 p.add_argument("--epochs")
 p.add_argument("--lr")
+p.add_argument("--momentum")
+p.add_argument("--schedule", choices=["constant", "linear"])
+p.add_argument("--weights", choices=["glorot", "he"])
 p.add_argument("--train-images")
 p.add_argument("--test-images")
 p.add_argument("--screenshot")
@@ -42,13 +46,17 @@ try:
     browser.until("the four files", lambda: browser.text().count("10000") >= 2 and "60000 images" in browser.text())
     if a.preset:
         browser.click_text({"quick": "Quick look", "seed": "Seed settings"}[a.preset])
-    fields = {"Learning rate": a.lr, "Batch size": a.batch_size, "Epochs": a.epochs, "Input size": a.input_size,
+    fields = {"Learning rate": a.lr, "Momentum": a.momentum, "Batch size": a.batch_size, "Epochs": a.epochs, "Input size": a.input_size,
               "Training images": a.train_images, "Test images": a.test_images, "Workers": a.workers}
     js("""for (const [label, v] of Object.entries(arguments[0])) for (const l of document.querySelectorAll('section.training label.field'))
             if (v != null && l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
               i.dispatchEvent(new Event('input', {bubbles: true})); }""", fields)
+    for label, value in (("Rate schedule", a.schedule), ("Initial weights", a.weights)):
+        if value:
+            js("""for (const l of document.querySelectorAll('section.training label.field')) if (l.innerText.trim().startsWith(arguments[0])) {
+                    const s = l.querySelector('select'); s.value = arguments[1]; s.dispatchEvent(new Event('change', {bubbles: true})); }""", label, value)
     settings = js("""return Object.fromEntries([...document.querySelectorAll('section.training label.field')]
-                       .map(l => [l.innerText.trim().split('\\n')[0], l.querySelector('input').value]))""")
+                       .map(l => [l.innerText.trim().split('\\n')[0], l.querySelector('input, select').value]))""")
     browser.click("button.primary")
     started = time.time()
     phase = lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase")

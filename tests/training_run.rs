@@ -384,17 +384,18 @@ fn progress_rewinds_to_the_checkpoint_when_a_run_resumes() {
 fn the_quick_look_preset_names_what_it_trades_away_against_the_seed() {
     let quick = TrainConfig::quick_look();
     assert_eq!(quick.validate(), Ok(()));
-    assert_eq!(quick.sizes(60_000, 10_000), (22_400, 10_000), "every test image is tested");
+    assert_eq!(quick.sizes(60_000, 10_000), (44_800, 10_000), "every test image is tested");
     assert_eq!(
         quick.trade_offs(60_000),
         [
             "32×32 input instead of 96×96",
-            "22,400 of 60,000 training images",
+            "44,800 of 60,000 training images",
             "1 epoch instead of 5",
             "batch 32 instead of 128",
             "learning rate 0.01 instead of 0.05",
             "momentum 0.9 instead of plain SGD",
             "He initialisation instead of Glorot",
+            "the learning rate falling linearly to 0 instead of constant",
         ]
     );
     assert!(TrainConfig::default().trade_offs(60_000).is_empty());

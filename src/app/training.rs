@@ -15,7 +15,7 @@ use super::dataset::GreyImage;
 use super::session::Session;
 use crate::data::{Loader, SplitName, CLASS_NAMES};
 use crate::worker::MAX_WORKERS;
-use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, TrainConfig, TrainingProgress, WeightInit};
+use crate::train::{format_duration, Command, EpochReport, FrameGapMeter, Phase, Schedule, TrainConfig, TrainingProgress, WeightInit};
 
 /// The settings form: text as typed, read into a [`TrainConfig`] on Train.
 #[derive(Clone, Copy)]
@@ -24,6 +24,8 @@ struct Settings {
     momentum: RwSignal<String>,
     /// "glorot" or "he".
     init: RwSignal<String>,
+    /// "constant" or "linear".
+    schedule: RwSignal<String>,
     batch_size: RwSignal<String>,
     epochs: RwSignal<String>,
     input_size: RwSignal<String>,
@@ -46,6 +48,7 @@ impl Settings {
             learning_rate: RwSignal::new(String::new()),
             momentum: RwSignal::new(String::new()),
             init: RwSignal::new(String::new()),
+            schedule: RwSignal::new(String::new()),
             batch_size: RwSignal::new(String::new()),
             epochs: RwSignal::new(String::new()),
             input_size: RwSignal::new(String::new()),
@@ -63,6 +66,7 @@ impl Settings {
         self.learning_rate.set(config.learning_rate.to_string());
         self.momentum.set(config.momentum.to_string());
         self.init.set(init_value(config.init).to_owned());
+        self.schedule.set(schedule_value(config.schedule).to_owned());
         self.batch_size.set(config.batch_size.to_string());
         self.epochs.set(config.epochs.to_string());
         self.input_size.set(config.input_size.to_string());
@@ -89,6 +93,7 @@ impl Settings {
             seed: number("Seed", self.seed)?,
             momentum: number("Momentum", self.momentum)?,
             init: if self.init.get_untracked() == init_value(WeightInit::He) { WeightInit::He } else { WeightInit::Glorot },
+            schedule: if self.schedule.get_untracked() == schedule_value(Schedule::Linear) { Schedule::Linear } else { Schedule::Constant },
         };
         config.validate().map_err(|error| capitalise(&error.to_string()))?;
         Ok(config)
@@ -108,6 +113,14 @@ fn init_value(init: WeightInit) -> &'static str {
     match init {
         WeightInit::Glorot => "glorot",
         WeightInit::He => "he",
+    }
+}
+
+/// The schedule's value in the settings' select.
+fn schedule_value(schedule: Schedule) -> &'static str {
+    match schedule {
+        Schedule::Constant => "constant",
+        Schedule::Linear => "linear",
     }
 }
 
@@ -153,6 +166,16 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
             <h2>"Train"</h2>
             <form class="settings" on:submit=|event| event.prevent_default()>
                 <Field label="Learning rate" value=settings.learning_rate step="any" />
+                <label class="field">
+                    <span>"Rate schedule"</span>
+                    <select
+                        prop:value=move || settings.schedule.get()
+                        on:change=move |event| settings.schedule.set(event_target_value(&event))
+                    >
+                        <option value="constant">{Schedule::Constant.label()}</option>
+                        <option value="linear">{Schedule::Linear.label()}</option>
+                    </select>
+                </label>
                 <Field label="Momentum" value=settings.momentum step="any" />
                 <label class="field">
                     <span>"Initial weights"</span>

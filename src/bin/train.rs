@@ -29,15 +29,20 @@ mod native {
     use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
     use googlenet_web::model::weights;
-    use googlenet_web::train::{Progress, TrainConfig, TrainingRun};
+    use googlenet_web::train::{Progress, Schedule, TrainConfig, TrainingRun, WeightInit};
 
-    const USAGE: &str = "usage: train --data DIR [--out FILE] [--epochs N] [--batch-size N] [--lr X] [--input-size N]
-             [--train-images N] [--test-images N] [--seed N] [--device auto|wgpu|cpu] [--init FILE]
+    const USAGE: &str = "usage: train --data DIR [--out FILE] [--epochs N] [--batch-size N] [--lr X] [--momentum X]
+             [--weights glorot|he] [--schedule constant|linear] [--input-size N] [--train-images N]
+             [--test-images N] [--seed N] [--device auto|wgpu|cpu] [--init FILE] [--preset quick|seed]
 
   DIR holds the four Fashion-MNIST files (gzipped or raw), e.g. /usr/share/datasets/fashion-mnist.
   Defaults are the seed's: 5 epochs, batch 128, lr 0.05, 96×96, all 60,000 / 10,000 images.
   --out FILE (default googlenet-fashion-mnist.safetensors) is rewritten after every epoch.
-  --init FILE goes on training the weights in FILE (e.g. downloaded from the page).";
+  --init FILE goes on training the weights in FILE (e.g. downloaded from the page).
+  --momentum X: SGD's momentum (default 0, the seed's plain SGD); --weights: a fresh model's
+  initialisation, glorot (the seed's) or he. --schedule linear: the learning rate falls to 0 over
+  the run (default constant, the seed's). --preset quick: the page's Quick look
+  settings (flags after it change single ones).";
 
     struct Options {
         data: PathBuf,
@@ -64,6 +69,28 @@ mod native {
                 "--test-images" => config.test_subset = Some(number(&value)?),
                 "--seed" => config.seed = number(&value)? as u64,
                 "--lr" => config.learning_rate = value.parse().map_err(|_| format!("--lr: \"{value}\" is not a number"))?,
+                "--preset" => {
+                    config = match value.as_str() {
+                        "quick" => TrainConfig::quick_look(),
+                        "seed" => TrainConfig::default(),
+                        _ => return Err(format!("--preset: \"{value}\" is neither quick nor seed")),
+                    }
+                }
+                "--schedule" => {
+                    config.schedule = match value.as_str() {
+                        "constant" => Schedule::Constant,
+                        "linear" => Schedule::Linear,
+                        _ => return Err(format!("--schedule: \"{value}\" is neither constant nor linear")),
+                    }
+                }
+                "--momentum" => config.momentum = value.parse().map_err(|_| format!("--momentum: \"{value}\" is not a number"))?,
+                "--weights" => {
+                    config.init = match value.as_str() {
+                        "glorot" => WeightInit::Glorot,
+                        "he" => WeightInit::He,
+                        _ => return Err(format!("--weights: \"{value}\" is neither glorot nor he")),
+                    }
+                }
                 "--device" => device = cli::device(&value)?,
                 _ => return Err(format!("unknown option {flag}\n{USAGE}")),
             }

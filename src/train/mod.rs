@@ -11,7 +11,7 @@ mod run;
 mod step;
 
 pub use config::{
-    ConfigError, TrainConfig, WeightInit, BATCH_SIZES, EPOCHS, INPUT_SIZES, SEED_BATCH_SIZE, SEED_EPOCHS, SEED_INPUT_SIZE,
+    ConfigError, Schedule, TrainConfig, WeightInit, BATCH_SIZES, EPOCHS, INPUT_SIZES, SEED_BATCH_SIZE, SEED_EPOCHS, SEED_INPUT_SIZE,
     SEED_LEARNING_RATE,
 };
 pub use metrics::{most_confident, ConfusionMatrix, Mistake, Shuffler};

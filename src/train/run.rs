@@ -236,7 +236,13 @@ impl TrainingRun {
     /// One step shared with `replicas`: their slices go out first, this model computes the
     /// first slice meanwhile, then every replica and this model apply the averaged gradients.
     /// A lost replica is replaced by one holding this model's weights, and the step done again.
-    async fn data_parallel_step<P: ReplicaPool>(&mut self, pixels: &[u8], labels: &[u8], replicas: &mut P) -> Result<(f32, f32), TrainError> {
+    async fn data_parallel_step<P: ReplicaPool>(
+        &mut self,
+        pixels: &[u8],
+        labels: &[u8],
+        scale: f64,
+        replicas: &mut P,
+    ) -> Result<(f32, f32), TrainError> {
         let mut slices: Vec<SliceBatch> =
             split_batch(labels.len(), replicas.len() + 1).into_iter().map(|range| cut(pixels, labels, range)).collect();
         let own = slices.remove(0);
@@ -266,6 +272,13 @@ impl TrainingRun {
             Some(velocity) => velocity.update(&batch.values),
             None => &batch.values,
         };
+        let scaled: Vec<f32>;
+        let direction = if scale == 1.0 {
+            direction
+        } else {
+            scaled = direction.iter().map(|value| value * scale as f32).collect();
+            &scaled
+        };
         replicas.apply(direction);
         let model = self.model.take().expect("the model is only taken inside a step");
         self.model = Some(self.step.apply(model, direction));
@@ -279,7 +292,9 @@ impl TrainingRun {
         let split = self.train.split();
         let pixels: Vec<u8> = indices.iter().flat_map(|&i| split.image(i).iter().copied()).collect();
         let labels: Vec<u8> = indices.iter().map(|&i| split.labels[i]).collect();
+        let rate = self.config.learning_rate_at(self.epoch * self.train_len + start, self.config.epochs * self.train_len);
         let (loss, correct) = if replicas.is_empty() {
+            self.step.learning_rate = rate;
             let images = images_to_input(&pixels, self.config.input_size, &self.device);
             let targets = labels_to_tensor(&labels, &self.device);
             let model = self.model.take().expect("the model is only taken inside a step");
@@ -288,7 +303,10 @@ impl TrainingRun {
             let values = read_floats(output.packed()).await?;
             (values[0], values[1])
         } else {
-            self.data_parallel_step(&pixels, &labels, replicas).await?
+            // The replicas step at the run's learning rate; the direction they get is scaled to
+            // this step's.
+            self.step.learning_rate = self.config.learning_rate;
+            self.data_parallel_step(&pixels, &labels, rate / self.config.learning_rate, replicas).await?
         };
         if !loss.is_finite() {
             return Err(TrainError::Diverged(loss));

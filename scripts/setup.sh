@@ -2,17 +2,23 @@
 # Installs everything the app, its tests and its benchmarks need. Idempotent: each step is
 # skipped when its tool is already there at the right version. Nothing is downloaded at build time.
 #   scripts/setup.sh              everything (the tests build the app with trunk too)
+#   scripts/setup.sh --serve      only what serving the app needs: the wasm target, trunk and
+#                                 wasm-bindgen (what scripts/serve.sh runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+serve_only=false
+[ "${1:-}" = "--serve" ] && serve_only=true
 
 TRUNK_VERSION=0.21.14
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
 
 need_apt=()
+if ! $serve_only; then
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
     echo "setup: install these Debian packages' equivalents by hand: ${need_apt[*]}" >&2
@@ -28,9 +34,13 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 
 has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
 has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$TRUNK_VERSION"
-has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
 # Without --locked: one of its locked dependencies is missing from the registry mirror.
 has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+if $serve_only; then
+  echo "setup: ok for serving (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)"
+  exit 0
+fi
+has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
 # The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
 # lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer.
 has_version cargo-fuzz 0.13.2 || cargo install --locked cargo-fuzz --version 0.13.2

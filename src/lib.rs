@@ -6,8 +6,6 @@
 
 pub mod architecture;
 pub mod bench;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod infer;

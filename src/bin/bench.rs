@@ -10,7 +10,8 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    if let Err(message) = native::run(std::env::args().skip(1).collect()) {
+    use clap::Parser;
+    if let Err(message) = native::run(native::Options::parse()) {
         eprintln!("bench: {message}");
         std::process::exit(2);
     }
@@ -21,46 +22,69 @@ mod native {
     use std::path::PathBuf;
     use std::time::Instant;
 
+    use clap::{Parser, ValueEnum};
     use futures_lite::future::block_on;
     use googlenet_web::bench::{self, BenchConfig};
-    use googlenet_web::cli;
     use googlenet_web::data::read_split;
     use googlenet_web::engine::{BackendPreference, Engine};
 
-    const USAGE: &str = "usage: bench --data DIR [--device auto|wgpu|cpu] [--input-size N] [--batch-sizes 16,32,128]
-             [--steps N] [--runs N]
-       bench --layers on [--input-size N] [--batch-sizes N] [--steps N]
+    /// The page's benchmark natively: training images/s at each batch size and single-image
+    /// inference, on wgpu (Vulkan, Metal, DX12) or the CPU. Progress goes to stderr, the JSON
+    /// report to stdout. With --layers on: each convolution of the network on the CPU device
+    /// at the largest batch size, forward, input gradient and weight gradient as Burn's
+    /// autodiff computes them, the median of --steps runs each, as a Markdown table.
+    #[derive(Parser, Debug)]
+    #[command(name = "bench", version)]
+    pub struct Options {
+        /// The folder of Fashion-MNIST's training files (gzipped or raw).
+        #[arg(long, value_name = "DIR", default_value = "/usr/share/datasets/fashion-mnist")]
+        data: PathBuf,
+        /// Where to run: wgpu, the CPU, or whichever is faster.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// The side the 28×28 images are resized to.
+        #[arg(long, default_value_t = 96)]
+        input_size: usize,
+        /// Training batch sizes to time, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 32, 128])]
+        batch_sizes: Vec<usize>,
+        /// Timed training steps per batch size (after one untimed warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Timed single-image classifications.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// `on`: the per-convolution profile instead.
+        #[arg(long, value_name = "on|off", default_value = "off")]
+        layers: String,
+    }
 
-  DIR holds Fashion-MNIST's training files (gzipped or raw), e.g. /usr/share/datasets/fashion-mnist.
-  Defaults: 96×96, batches 16, 32 and 128, 3 timed steps each, 30 timed classifications.
-  Progress goes to stderr, the JSON report to stdout.
-  --layers on: on the CPU device, each convolution of the network at the largest batch size,
-  forward, input gradient and weight gradient as Burn's autodiff computes them, the median of
-  N runs each, as a Markdown table (the 1×1 ones also as the matrix products the CPU path uses).";
+    #[derive(Clone, Copy, Debug, ValueEnum)]
+    enum DeviceChoice {
+        Auto,
+        Wgpu,
+        Cpu,
+    }
 
-    pub fn run(args: Vec<String>) -> Result<(), String> {
-        let mut config = BenchConfig::default();
-        let (mut data, mut preference, mut layers) = (None, BackendPreference::Auto, false);
-        for (flag, value) in cli::flag_values(args, USAGE)? {
-            let number = |value: &str| cli::whole_number(&flag, value);
-            match flag.as_str() {
-                "--layers" => layers = value == "on",
-                "--data" => data = Some(PathBuf::from(value)),
-                "--device" => preference = cli::device(&value)?,
-                "--input-size" => config.input_size = number(&value)?,
-                "--steps" => config.timed_steps = number(&value)?,
-                "--runs" => config.inference_runs = number(&value)?,
-                "--batch-sizes" => config.batch_sizes = value.split(',').map(|part| number(part.trim())).collect::<Result<_, _>>()?,
-                _ => return Err(format!("unknown option {flag}\n{USAGE}")),
-            }
-        }
+    pub fn run(options: Options) -> Result<(), String> {
+        let config = BenchConfig {
+            input_size: options.input_size,
+            batch_sizes: options.batch_sizes.clone(),
+            timed_steps: options.steps,
+            inference_runs: options.runs,
+        };
+        let preference = match options.device {
+            DeviceChoice::Auto => BackendPreference::Auto,
+            DeviceChoice::Wgpu => BackendPreference::WebGpu,
+            DeviceChoice::Cpu => BackendPreference::Cpu,
+        };
+        let layers = options.layers == "on";
         config.validate()?;
         if layers {
             let batch = config.batch_sizes.iter().copied().max().unwrap_or(128);
             return super::layers::profile(batch, config.input_size, config.timed_steps);
         }
-        let dir = data.ok_or(USAGE)?;
-        let train = read_split(&dir, "train")?;
+        let train = read_split(&options.data, "train")?;
 
         let engine = Engine::start_native(preference);
         let summary = engine.summary().replace("WebGPU", "wgpu");

@@ -179,17 +179,25 @@ fn a_data_parallel_run_resumed_from_its_checkpoint_still_matches() {
     assert_losses_close(&whole, &alone);
 }
 
+/// `config` run alone, then on `replicas` replicas with replica 0 lost after `lose_after`
+/// steps (`None`: never): both runs' losses must agree. Returns both runs and the pool.
+fn alone_and_shared(config: &TrainConfig, replicas: usize, lose_after: Option<usize>) -> (TrainingRun, TrainingRun, LocalReplicas) {
+    let mut alone_run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
+    let alone = drive(&mut alone_run, &mut ());
+    let mut run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
+    let mut pool = replicas_of(&run, replicas);
+    pool.lose_after = lose_after;
+    let shared = drive(&mut run, &mut pool);
+    assert_eq!(pool.lose_after, None, "the loss happened, if one was asked for");
+    assert_losses_close(&shared, &alone);
+    (alone_run, run, pool)
+}
+
 #[test]
 fn a_replica_lost_mid_run_is_replaced_and_the_run_goes_on_as_before() {
     let _turn = device_turn();
-    let alone = drive(&mut TrainingRun::new(few_epochs(), train_split(), test_split(), &Device::flex()).unwrap(), &mut ());
-    let mut run = TrainingRun::new(few_epochs(), train_split(), test_split(), &Device::flex()).unwrap();
-    let mut pool = replicas_of(&run, 2);
     // Replica 0 is lost in the third step (epoch 2): a new one gets the coordinator's weights.
-    pool.lose_after = Some(2);
-    let lost_once = drive(&mut run, &mut pool);
-    assert_eq!(pool.lose_after, None, "the loss happened");
-    assert_losses_close(&lost_once, &alone);
+    let (_, run, pool) = alone_and_shared(&few_epochs(), 2, Some(2));
     let coordinator = weights_of(run.model());
     for replica in &pool.replicas {
         assert!(largest_difference(&coordinator, &weights_of(replica.model())) < 1e-6, "the replacement keeps step with the others");
@@ -206,15 +214,8 @@ fn a_momentum_run_on_two_replicas_gives_the_one_worker_runs_losses_and_weights()
     // Alone, Burn's SGD keeps the velocity on the device; shared, the coordinator keeps it
     // (`Velocity`) and every replica steps along it with plain SGD.
     let _turn = device_turn();
-    let mut alone_run = TrainingRun::new(with_momentum(), train_split(), test_split(), &Device::flex()).unwrap();
-    let alone = drive(&mut alone_run, &mut ());
-    let mut run = TrainingRun::new(with_momentum(), train_split(), test_split(), &Device::flex()).unwrap();
-    let mut pool = replicas_of(&run, 1);
     // Replica 0 is lost in the fourth step: its replacement needs the weights only.
-    pool.lose_after = Some(3);
-    let shared = drive(&mut run, &mut pool);
-    assert_eq!(pool.lose_after, None, "the loss happened");
-    assert_losses_close(&shared, &alone);
+    let (alone_run, run, pool) = alone_and_shared(&with_momentum(), 1, Some(3));
     let weights = weights_of(alone_run.model());
     assert!(largest_difference(&weights, &weights_of(run.model())) < 1e-5, "the coordinator's weights are the one-worker run's");
     assert!(largest_difference(&weights, &weights_of(pool.replicas[0].model())) < 1e-5, "so are the replica's");
@@ -252,12 +253,7 @@ fn a_decaying_learning_rate_gives_the_same_run_on_two_replicas_as_on_one_worker(
     let config = TrainConfig { schedule: Schedule::Linear, ..with_momentum() };
     assert_eq!(config.learning_rate_at(0, 60), 0.01);
     assert!((config.learning_rate_at(45, 60) - 0.0025).abs() < 1e-12);
-    let mut alone_run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
-    let alone = drive(&mut alone_run, &mut ());
-    let mut run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
-    let mut pool = replicas_of(&run, 2);
-    let shared = drive(&mut run, &mut pool);
-    assert_losses_close(&shared, &alone);
+    let (alone_run, run, _) = alone_and_shared(&config, 2, None);
     let weights = weights_of(alone_run.model());
     let gap = largest_difference(&weights, &weights_of(run.model()));
     // Six steps of sums in another order (three slices, a scaled direction): rounding grows

@@ -169,27 +169,23 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
             <h2>"Train"</h2>
             <form class="settings" on:submit=|event| event.prevent_default()>
                 <Field label="Learning rate" value=settings.learning_rate step="any" />
-                <label class="field">
-                    <span>"Rate schedule"</span>
-                    <select
-                        prop:value=move || settings.schedule.get()
-                        on:change=move |event| settings.schedule.set(event_target_value(&event))
-                    >
-                        <option value="constant" title=Schedule::Constant.label()>"constant"</option>
-                        <option value="linear" title=Schedule::Linear.label()>"linear, to 0"</option>
-                    </select>
-                </label>
+                <Choice
+                    label="Rate schedule"
+                    value=settings.schedule
+                    options=vec![
+                        (schedule_value(Schedule::Constant), "constant", Schedule::Constant.label()),
+                        (schedule_value(Schedule::Linear), "linear, to 0", Schedule::Linear.label()),
+                    ]
+                />
                 <Field label="Momentum" value=settings.momentum step="any" />
-                <label class="field">
-                    <span>"Initial weights"</span>
-                    <select
-                        prop:value=move || settings.init.get()
-                        on:change=move |event| settings.init.set(event_target_value(&event))
-                    >
-                        <option value="glorot">{WeightInit::Glorot.label()}</option>
-                        <option value="he">{WeightInit::He.label()}</option>
-                    </select>
-                </label>
+                <Choice
+                    label="Initial weights"
+                    value=settings.init
+                    options=vec![
+                        (init_value(WeightInit::Glorot), WeightInit::Glorot.label(), WeightInit::Glorot.label()),
+                        (init_value(WeightInit::He), WeightInit::He.label(), WeightInit::He.label()),
+                    ]
+                />
                 <Field label="Batch size" value=settings.batch_size step="1" />
                 <Field label="Epochs" value=settings.epochs step="1" />
                 <Field label="Input size" value=settings.input_size step="1" />
@@ -227,6 +223,19 @@ fn Field(label: &'static str, value: RwSignal<String>, step: &'static str, #[pro
         <label class="field">
             <span>{label}</span>
             <input type="number" min="0" step=step placeholder=placeholder bind:value=value />
+        </label>
+    }
+}
+
+/// A setting chosen from a list: `options` are `(value, text, title)`.
+#[component]
+fn Choice(label: &'static str, value: RwSignal<String>, options: Vec<(&'static str, &'static str, &'static str)>) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <select prop:value=move || value.get() on:change=move |event| value.set(event_target_value(&event))>
+                {options.into_iter().map(|(option, text, title)| view! { <option value=option title=title>{text}</option> }).collect_view()}
+            </select>
         </label>
     }
 }

@@ -311,6 +311,37 @@ impl WorkerReplicas {
     }
 }
 
+impl WorkerReplicas {
+    /// The answer of every replica sent a slice, in order, each read by `take` (which hands
+    /// back a message that is not the answer). Every answer is taken, even after one replica is
+    /// lost: none is left over for the next request. The first error is returned.
+    async fn answers<T>(
+        &self,
+        what: &str,
+        take: impl Fn(&ReplicaWorker, FromReplica, &JsValue) -> Result<T, FromReplica>,
+    ) -> Result<Vec<T>, ReplicaError> {
+        let mut answers = Vec::with_capacity(self.sent);
+        let mut first_error = None;
+        for (index, replica) in self.replicas.iter().take(self.sent).enumerate() {
+            let data = replica.inbox.next().await;
+            let error = match take(replica, FromReplica::read(&data), &data) {
+                Ok(answer) => {
+                    answers.push(answer);
+                    continue;
+                }
+                Err(FromReplica::Crashed { message }) => ReplicaError::Lost { index, message },
+                Err(FromReplica::Failed { message }) => ReplicaError::Failed { index, message },
+                Err(other) => ReplicaError::Failed { index, message: format!("a replica said {other:?} instead of sending {what}") },
+            };
+            first_error.get_or_insert(error);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(answers),
+        }
+    }
+}
+
 impl ReplicaPool for WorkerReplicas {
     fn len(&self) -> usize {
         self.replicas.len()
@@ -331,27 +362,14 @@ impl ReplicaPool for WorkerReplicas {
     }
 
     async fn receive(&mut self) -> Result<Vec<SliceGradients>, ReplicaError> {
-        // Every replica's answer is taken, even after one is lost: none is left for a later step.
-        let mut gradients = Vec::with_capacity(self.sent);
-        let mut first_error = None;
-        for (index, replica) in self.replicas.iter().take(self.sent).enumerate() {
-            let data = replica.inbox.next().await;
-            let error = match FromReplica::read(&data) {
-                FromReplica::Gradients { images, loss, correct, memory } => {
-                    replica.memory.set(memory);
-                    gradients.push(SliceGradients { images, loss, correct, values: floats_beside(&data, GRADIENTS) });
-                    continue;
-                }
-                FromReplica::Crashed { message } => ReplicaError::Lost { index, message },
-                FromReplica::Failed { message } => ReplicaError::Failed { index, message },
-                other => ReplicaError::Failed { index, message: format!("a replica said {other:?} instead of sending gradients") },
-            };
-            first_error.get_or_insert(error);
-        }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(gradients),
-        }
+        self.answers("gradients", |replica, message, data| match message {
+            FromReplica::Gradients { images, loss, correct, memory } => {
+                replica.memory.set(memory);
+                Ok(SliceGradients { images, loss, correct, values: floats_beside(data, GRADIENTS) })
+            }
+            other => Err(other),
+        })
+        .await
     }
 
     fn apply(&mut self, gradients: &[f32]) {
@@ -378,26 +396,11 @@ impl ReplicaPool for WorkerReplicas {
     }
 
     async fn receive_test(&mut self) -> Result<Vec<Vec<f32>>, ReplicaError> {
-        // As in `receive`: every answer is taken, even after one is lost.
-        let mut slices = Vec::with_capacity(self.sent);
-        let mut first_error = None;
-        for (index, replica) in self.replicas.iter().take(self.sent).enumerate() {
-            let data = replica.inbox.next().await;
-            let error = match FromReplica::read(&data) {
-                FromReplica::Probabilities => {
-                    slices.push(floats_beside(&data, PROBABILITIES));
-                    continue;
-                }
-                FromReplica::Crashed { message } => ReplicaError::Lost { index, message },
-                FromReplica::Failed { message } => ReplicaError::Failed { index, message },
-                other => ReplicaError::Failed { index, message: format!("a replica said {other:?} instead of sending probabilities") },
-            };
-            first_error.get_or_insert(error);
-        }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(slices),
-        }
+        self.answers("probabilities", |_, message, data| match message {
+            FromReplica::Probabilities => Ok(floats_beside(data, PROBABILITIES)),
+            other => Err(other),
+        })
+        .await
     }
 
     async fn replace(&mut self, index: usize, weights: &[u8]) -> Result<(), String> {

@@ -168,6 +168,7 @@ mod native {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!("{{prefix}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} {{per_sec}}, {{eta}} left"))
+                // A constant template, checked by every terminal run.
                 .expect("a valid template")
                 .progress_chars("=> "),
         );

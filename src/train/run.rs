@@ -267,18 +267,16 @@ impl TrainingRun {
             }
         };
         let all: Vec<SliceGradients> = local.into_iter().chain(theirs).collect();
-        let batch = average(&all).map_err(TrainError::Replica)?;
-        let direction = match &mut self.velocity {
-            Some(velocity) => velocity.update(&batch.values),
-            None => &batch.values,
-        };
-        let scaled: Vec<f32>;
-        let direction = if scale == 1.0 {
-            direction
-        } else {
-            scaled = direction.iter().map(|value| value * scale as f32).collect();
-            &scaled
-        };
+        let mut batch = average(&all).map_err(TrainError::Replica)?;
+        // The step's direction, written over the batch's gradient: no buffer per step.
+        if let Some(velocity) = &mut self.velocity {
+            let direction = velocity.update(&batch.values);
+            batch.values.copy_from_slice(direction);
+        }
+        if scale != 1.0 {
+            batch.values.iter_mut().for_each(|value| *value *= scale as f32);
+        }
+        let direction = &batch.values;
         replicas.apply(direction);
         let model = self.model.take().expect("the model is only taken inside a step");
         self.model = Some(self.step.apply(model, direction));
@@ -355,6 +353,7 @@ impl TrainingRun {
         // The replicas' slices go out first; this worker classifies its own meanwhile.
         replicas.send_test(slices.clone());
         let images = images_to_input(&own, self.config.input_size, &self.device.clone().inner());
+        // Set just above when it was `None`.
         let model = &self.test_pass.as_ref().expect("made above").model;
         let mut probabilities = read_floats(softmax(model.forward(images), 1)).await?;
         let mut losses = 0;
@@ -376,6 +375,7 @@ impl TrainingRun {
             return Err(TrainError::Replica(format!("{} probabilities came back for {} test images", probabilities.len(), end - start)));
         }
         let split = self.test.split();
+        // Set at the start of this unit, and only taken below, after the last one.
         let pass = self.test_pass.as_mut().expect("made above");
         for (offset, row) in probabilities.chunks_exact(10).enumerate() {
             let index = start + offset;

@@ -17,6 +17,8 @@ need_apt=()
 if ! $serve_only; then
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
+command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -45,4 +47,12 @@ has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.
 # lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer.
 has_version cargo-fuzz 0.13.2 || cargo install --locked cargo-fuzz --version 0.13.2
 command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
-echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, cargo-fuzz 0.13.2)"
+# The end-to-end sessions drive Chromium through chromedriver and Firefox through geckodriver,
+# both with selenium, from a virtualenv in .venv (explicit driver paths: Selenium Manager never
+# downloads anything).
+has_version geckodriver 0.37.1 || cargo install --locked geckodriver --version 0.37.1
+SELENIUM_VERSION=$(sed -n 's/^selenium==//p' tests/e2e/requirements.txt)
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null ||
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, cargo-fuzz 0.13.2, geckodriver 0.37.1, selenium $SELENIUM_VERSION in .venv)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""One whole training run in the page, headless, as a user makes it: loads the four
-Fashion-MNIST files, types the settings, presses Train, and waits for the end of the run.
+"""One whole training run in the page, headless (Chromium, or Firefox ESR), as a user makes it:
+loads the four Fashion-MNIST files, types the settings, presses Train, and waits for the end of the run.
 Prints JSON: the settings, minutes from Train to the end (test passes included), each epoch's
 test accuracy, the training rate the page showed, and the longest frame gap.
 
@@ -8,14 +8,16 @@ test accuracy, the training rate the page showed, and the longest frame gap.
                       [--batch-size 128] [--epochs 5] [--lr 0.05] [--momentum 0] [--schedule constant|linear]
                       [--weights glorot|he] [--train-images N]
                       [--test-images N] [--preset quick|seed] [--screenshot FILE]
+                      [--browser chromium|firefox]
 
 With --preset the page's own preset button fills the settings (the other settings flags then
 change single fields of it). URL is the app as served (`trunk build --release` and any static
-server). Candidates for the quick preset were measured with this (BENCHMARKS.md)."""
-import argparse, base64, glob, json, os, re, sys, time
+server). Candidates for the quick preset were measured with this (BENCHMARKS.md). It runs on
+the selenium in .venv (scripts/setup.sh makes it)."""
+import argparse, glob, json, os, re, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from driver import Browser  # noqa: E402
+from browsers import BROWSERS, Browser  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("url")
@@ -33,10 +35,11 @@ p.add_argument("--weights", choices=["glorot", "he"])
 p.add_argument("--train-images")
 p.add_argument("--test-images")
 p.add_argument("--screenshot")
+p.add_argument("--browser", choices=BROWSERS, default="chromium")
 p.add_argument("--timeout", type=float, default=3600)
 a = p.parse_args()
 
-browser = Browser(a.timeout)
+browser = Browser(a.browser, a.timeout)
 js = browser.js
 try:
     separator = "&" if "?" in a.url else "?"
@@ -80,10 +83,7 @@ try:
                           .map(f => [f.className.replace('figure', '').trim(), f.querySelector('.value') && f.querySelector('.value').innerText]))"""),
     }
     if a.screenshot:
-        height = js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-        browser.session("POST", "/window/rect", {"width": 1400, "height": int(height) + 100})
-        with open(a.screenshot, "wb") as f:
-            f.write(base64.b64decode(browser.session("GET", "/screenshot")))
+        browser.screenshot(a.screenshot)
     print(json.dumps(result, indent=2, ensure_ascii=False))
 finally:
     browser.quit()

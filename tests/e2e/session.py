@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A user's whole session in the built app, in headless Chromium with WebGPU, over WebDriver
-(Debian's chromium and chromium-driver; no Python packages, no downloaded browser).
+(Debian's chromium and chromium-driver, driven with selenium from .venv: scripts/setup.sh).
 
   tests/e2e/session.py URL [--out DIR]
 
@@ -11,7 +11,7 @@ the weights, reloads and sees them restored, loads the downloaded file, and is r
 one, runs a small benchmark, and loses the GPU mid-run (a test hook) to see training resume from
 its last checkpoint. Saves a screenshot of every stage in DIR. Fails on any console error or Rust panic, and on
 any request that leaves the page's origin."""
-import argparse, base64, glob, json, os, re, sys, time, urllib.parse
+import argparse, glob, json, os, re, sys, time
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("url")
@@ -29,95 +29,29 @@ for old in glob.glob(os.path.join(downloads, "*")) + glob.glob(os.path.join(out,
     os.remove(old)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from driver import ELEMENT, Browser  # noqa: E402
+from app import App  # noqa: E402
+from browsers import Browser  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
-browser = Browser(a.timeout, downloads)
-req, js, cdp, until, element = browser.session, browser.js, browser.cdp, browser.until, browser.element
-click_element, click, click_text, upload, text = browser.click_element, browser.click, browser.click_text, browser.upload, browser.text
-
-
-stage = [0]
-
-
-def shot(name, css=None):
-    """A full-page screenshot, and one of the element `css` when given."""
-    stage[0] += 1
-    # A window as tall as the page: element screenshots are clipped to the window.
-    height = js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    req("POST", "/window/rect", {"width": 1400, "height": int(height) + 100})
-    if css:
-        with open(os.path.join(out, f"{stage[0]:02}-{name}-detail.png"), "wb") as f:
-            f.write(base64.b64decode(req("GET", f"/element/{element(css)}/screenshot")))
-    path = os.path.join(out, f"{stage[0]:02}-{name}.png")
-    with open(path, "wb") as f:
-        f.write(base64.b64decode(req("GET", "/screenshot")))
-    req("POST", "/window/rect", {"width": 1400, "height": 1000})
-    print(f"  screenshot {path}")
+browser = Browser("chromium", a.timeout, downloads)
+app = App(browser, out)
+js, until, element, click, click_text, upload, text = browser.js, browser.until, browser.element, browser.click, browser.click_text, browser.upload, browser.text
+shot, prediction, model_line, set_fields, load_data = app.shot, app.prediction, app.model_line, app.set_fields, app.load_data
 
 
 def draw(strokes, pointer="mouse"):
     """Each stroke is a list of (x, y) in pad pixels (0..280), drawn with `pointer`: mouse,
     touch or pen."""
-    pad = element("canvas.drawing-pad")
-    js("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT: pad})
-    size = js("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", {ELEMENT: pad})
-    scale = size[0] / 280
-    actions = []
-    for stroke in strokes:
-        at = lambda x, y: {"origin": {ELEMENT: pad}, "x": int((x - 140) * scale), "y": int((y - 140) * scale)}
-        actions.append({"type": "pointerMove", "duration": 0, **at(*stroke[0])})
-        actions.append({"type": "pointerDown", "button": 0})
-        for point in stroke[1:]:
-            actions.append({"type": "pointerMove", "duration": 30, **at(*point)})
-        actions.append({"type": "pointerUp", "button": 0})
-    req("POST", "/actions", {"actions": [{"type": "pointer", "id": pointer, "parameters": {"pointerType": pointer}, "actions": actions}]})
-
-
-def prediction():
-    """The highlighted class and its probability, once the bars are shown."""
-    return js("""const best = document.querySelector('.probabilities li.best');
-        return best && [best.querySelector('.class-name').innerText, best.querySelector('.class-value').innerText,
-                        document.querySelector('.inference-time').innerText]""")
-
-
-def model_line():
-    return js("const m = document.querySelector('.model-info'); return m && m.innerText")
-
-
-def set_fields(values):
-    """Types `values` ({label: value}) into the training settings, as a user would."""
-    js("""for (const [label, v] of Object.entries(arguments[0])) for (const l of document.querySelectorAll('label.field'))
-            if (l.innerText.trim().startsWith(label)) { const i = l.querySelector('input'); i.value = v;
-              i.dispatchEvent(new Event('input', {bubbles: true})); }""", values)
-
-
-def load_data(files):
-    upload("section.dataset input[type=file]", files)
-    until("the four files", lambda: text().count("10000") >= 2 and "60000 images" in text())
-
-
-def check_console():
-    logs = browser.console()
-    bad = [l["message"] for l in logs if l["level"] == "SEVERE" or "panicked" in l["message"]]
-    if bad:
-        sys.exit("FAIL: console errors:\n" + "\n".join(m[:400] for m in bad))
-
-
-def check_requests():
-    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlparse(a.url))
-    names = js("return performance.getEntriesByType('resource').map(e => e.name)")
-    foreign = [n for n in names if not (n.startswith(origin) or n.startswith("blob:") or n.startswith("data:"))]
-    if foreign:
-        sys.exit(f"FAIL: requests left {origin}: {foreign}")
+    browser.draw(element("canvas.drawing-pad"), strokes, pointer)
 
 
 browser.on_timeout = lambda: shot("timeout")
 try:
     # A fresh profile: no autosave from an earlier run.
-    req("POST", "/url", {"url": a.url})
+    browser.open(a.url)
     until("the device", lambda: "Running on" in text())
     until("the architecture view", lambda: "5,977,530" in text())
-    print("page up:", js("return document.querySelector('[data-backend]').innerText")[:120])
+    print("page up:", app.backend()[:120])
     # Only this origin may be reached, and no inline script runs but Trunk's pinned loader.
     csp = js("const m = document.querySelector('meta[http-equiv=Content-Security-Policy]'); return m && m.content")
     assert csp and "default-src 'self'" in csp and "connect-src 'self'" in csp and "'sha256-" in csp, csp
@@ -130,19 +64,11 @@ try:
 
     # Two bad files from the suite in docs/bad-inputs.md: an interrupted download under the name
     # of a loaded file, and a picture. Each gets its message; the loaded splits stay.
-    bad = os.path.join(out, "bad")
-    os.makedirs(bad, exist_ok=True)
-    with open(os.path.join(a.data, "t10k-images-idx3-ubyte.gz"), "rb") as f:
-        whole = f.read()
-    with open(os.path.join(bad, "t10k-images-idx3-ubyte.gz"), "wb") as f:
-        f.write(whole[: len(whole) // 2])
-    with open(os.path.join(out, "01-start.png"), "rb") as f, open(os.path.join(bad, "photo.png"), "wb") as g:
-        g.write(f.read())
-    upload("section.dataset input[type=file]", sorted(glob.glob(os.path.join(bad, "*"))))
+    upload("section.dataset input[type=file]", app.bad_data(a.data, os.path.join(out, "01-start.png")))
     until("the refusals", lambda: "magic number 0x89504E47" in text() and "corrupt or cut short" in text())
     assert "(10000 images) stays loaded" in text(), text()
     assert "60000 images" in text() and text().count("10000") >= 2, "the loaded splits stay"
-    print("bad data files:", js("return [...document.querySelectorAll('.file-reports li.error')].map(l => l.innerText).join(' | ')")[:300])
+    print("bad data files:", app.file_reports()[:300])
     shot("bad-data", "section.dataset")
 
     untrained = js("return document.querySelector('.prediction').innerText")
@@ -151,15 +77,13 @@ try:
     click_text("Quick look")
     note = js("return document.querySelector('.preset-note').innerText")
     assert "32×32 input instead of 96×96" in note and "momentum 0.9" in note, note
-    settings = js("""return Object.fromEntries([...document.querySelectorAll('section.training label.field')]
-                     .map(l => [l.innerText.trim().split('\\n')[0], l.querySelector('input, select').value]))""")
-    print("quick look:", settings)
+    print("quick look:", app.settings())
     if a.quick_images:
         set_fields({"Training images": str(a.quick_images)})
     click("button.primary")
     started = time.time()
-    until("the end of the quick run", lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase") in ("Finished", "Failed"), a.quick_timeout)
-    assert js("return document.querySelector('.run-status').dataset.phase") == "Finished", text()
+    until("the end of the quick run", lambda: app.phase() in ("Finished", "Failed"), a.quick_timeout)
+    assert app.phase() == "Finished", text()
     accuracy = float(re.findall(r"After epoch 1: ([\d.]+) % of 10,?000", text())[0])
     estimate = js("const e = document.querySelector('.seed-estimate'); return e && e.innerText")
     print("quick run: %.1f %% on the 10,000 test images, %.1f min from Train to the end; %s" % (accuracy, (time.time() - started) / 60, estimate))
@@ -171,8 +95,7 @@ try:
 
     def clear_pad():
         js("document.querySelector('canvas.drawing-pad').focus()")
-        req("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
-            {"type": "keyDown", "value": "\ue017"}, {"type": "keyUp", "value": "\ue017"}]}]})  # Delete clears
+        browser.keys(Keys.DELETE)  # Delete clears
         until("the cleared pad", lambda: not prediction(), 30)
 
     # Three garments drawn with the mouse, as a person would, each read as its own class. A
@@ -200,8 +123,7 @@ try:
     # Undo (Ctrl+Z) takes the handle off again; a pen adds it back.
     js("document.querySelector('canvas.drawing-pad').focus()")
     before_undo = js("return document.querySelector('.model-input canvas').toDataURL()")
-    req("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": [
-        {"type": "keyDown", "value": "\ue009"}, {"type": "keyDown", "value": "z"}, {"type": "keyUp", "value": "z"}, {"type": "keyUp", "value": "\ue009"}]}]})
+    browser.keys(Keys.CONTROL, "z")
     until("the undone stroke", lambda: js("const c = document.querySelector('.model-input canvas'); return c && c.toDataURL()") != before_undo, 30)
     draw([[(110, 110), (110, 60), (170, 60), (170, 110)]], "pen")
     until("the pen stroke", lambda: js("const c = document.querySelector('.model-input canvas'); return c && c.toDataURL()") == before_undo, 30)
@@ -244,7 +166,7 @@ try:
     until("the whole file", lambda: os.path.getsize(saved) > 23_000_000, 60)
     print("downloaded", os.path.basename(saved), os.path.getsize(saved), "bytes")
 
-    req("POST", "/refresh", {})
+    browser.refresh()
     until("the restored autosave", lambda: "Restored the" in text() and "restored from" in (model_line() or ""), 120)
     print("after reload:", model_line())
     draw([[(110, 40), (170, 40)], [(112, 40), (100, 250)], [(168, 40), (180, 250)]])
@@ -266,9 +188,9 @@ try:
     # A lost GPU mid-run, on WebGPU (`?backend=webgpu`; SwiftShader here): the test hook
     # destroys the worker's device after epoch 1; the page says so, a new worker resumes
     # from epoch 1's checkpoint on a fresh device, and the run ends with all its epochs.
-    check_requests()
+    app.check_requests(a.url)
     sep = "&" if "?" in a.url else "?"
-    req("POST", "/url", {"url": a.url + sep + "backend=webgpu&test-hooks"})
+    browser.open(a.url + sep + "backend=webgpu&test-hooks")
     until("the WebGPU device", lambda: "Running on WebGPU" in text(), 120)
     load_data(files)
     set_fields({"Batch size": "16", "Epochs": "3", "Input size": "32", "Training images": "32", "Test images": "16"})
@@ -281,16 +203,16 @@ try:
     print("device lost: %s (notice after %.2f s)" % (notice, time.time() - lost_at))
     assert "GPU device was lost" in notice and "resumed training from the checkpoint of epoch 1" in notice, notice
     # (No screenshot mid-run: resizing the window for one stalls the page's frames.)
-    until("the end of the resumed run", lambda: js("const s = document.querySelector('.run-status'); return s && s.dataset.phase") in ("Finished", "Failed"), 600)
-    assert js("return document.querySelector('.run-status').dataset.phase") == "Finished", text()
+    until("the end of the resumed run", lambda: app.phase() in ("Finished", "Failed"), 600)
+    assert app.phase() == "Finished", text()
     print("resumed run finished %.1f s after the loss" % (time.time() - lost_at))
     assert "Finished: 3 epochs" in text() and "3 epochs" in model_line(), text()
     print("after the lost device:", js("return document.querySelector('.run-status').innerText"), "|", model_line(),
           "| longest frame gap:", js("return document.querySelector('.figure.frame-gap .value').innerText"))
     shot("resumed-after-device-loss", "section.training")
 
-    check_console()
-    check_requests()
+    app.check_console()
+    app.check_requests(a.url)
     print("PASS: e2e session")
 finally:
     browser.quit()

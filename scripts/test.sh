@@ -30,9 +30,13 @@ trunk build --release --dist "$dist" 2>&1 | tail -n 3
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >/dev/null 2>&1 &
 server=$!
-# Screenshots of every stage land in screenshots/e2e for a person to look at.
-TMPDIR="$browser_tmp" python3 tests/e2e/session.py "http://127.0.0.1:$port/" --out screenshots/e2e 2>&1 | tee -a "$log"
+# Screenshots of every stage land in screenshots/e2e for a person to look at. Both sessions run
+# on the selenium in .venv (scripts/setup.sh).
+TMPDIR="$browser_tmp" .venv/bin/python tests/e2e/session.py "http://127.0.0.1:$port/" --out screenshots/e2e 2>&1 | tee -a "$log"
 grep -q '^PASS: e2e session' "$log" && echo "test result: ok. 1 passed; 0 failed (end to end)" | tee -a "$log"
+echo "== end to end in Firefox (firefox-esr over geckodriver: no WebGPU, the page trains on the CPU)"
+TMPDIR="$browser_tmp" .venv/bin/python tests/e2e/firefox.py "http://127.0.0.1:$port/" --out screenshots/e2e-firefox 2>&1 | tee -a "$log"
+grep -q '^PASS: e2e firefox session' "$log" && echo "test result: ok. 1 passed; 0 failed (firefox)" | tee -a "$log"
 
 # One closing line for all runners together.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all: %d passed, %d failed\n", passed, failed }' "$log"

@@ -4,7 +4,7 @@ wgpu with CubeCL's kernel profiler on, and sums the kernel time of one timed ste
 
   benches/kernels.py BENCH [--data DIR] [--input-size 32] [--batch-size 16] [--top 15]
 
-BENCH is the built benchmark, e.g. `cargo build --release --bin bench` then
+BENCH is the built benchmark, e.g. `cargo build --release --features gpu --bin bench` then
 target/release/bench. CubeCL reads its profiler settings from `cubecl.toml` in the working
 directory; this script runs the benchmark in a temporary one that holds only that file. The
 profiler waits for each kernel to finish, so the step is slower than unprofiled: read the

@@ -130,11 +130,14 @@ impl Engine {
 #[cfg(not(target_arch = "wasm32"))]
 impl Engine {
     /// Natively, wgpu on the default adapter (Vulkan, Metal or DX12) when asked for and
-    /// available, else the CPU.
+    /// available, else the CPU. wgpu is the `gpu` feature's: without it, always the CPU.
     pub fn start_native(preference: BackendPreference) -> Self {
         if preference == BackendPreference::Cpu {
             return Self::cpu("chosen");
         }
+        #[cfg(not(feature = "gpu"))]
+        return Self::cpu("this build has no wgpu (build with --features gpu for Vulkan, Metal or DX12)");
+        #[cfg(feature = "gpu")]
         match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
             Ok(Ok(device)) => {
                 let description = device.identity().map(|identity| identity.name).unwrap_or_default();

@@ -2,7 +2,7 @@
 //! panel, on wgpu (Vulkan / Metal / DX12) or the CPU, printing the same JSON.
 //!
 //! ```sh
-//! cargo run --release --bin bench -- --data /usr/share/datasets/fashion-mnist --device wgpu
+//! cargo run --release --features gpu --bin bench -- --data /usr/share/datasets/fashion-mnist --device wgpu
 //! ```
 
 #[cfg(target_arch = "wasm32")]
@@ -39,7 +39,7 @@ mod native {
         /// The folder of Fashion-MNIST's training files (gzipped or raw).
         #[arg(long, value_name = "DIR", default_value = "/usr/share/datasets/fashion-mnist")]
         data: PathBuf,
-        /// Where to run: wgpu, the CPU, or whichever is faster.
+        /// Where to run: wgpu (a build with --features gpu), the CPU, or whichever is faster.
         #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
         /// The side the 28×28 images are resized to.

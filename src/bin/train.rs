@@ -3,7 +3,7 @@
 //! unchanged (*Load weights…* in 3 · Classify).
 //!
 //! ```sh
-//! cargo run --release --bin train -- --data /usr/share/datasets/fashion-mnist
+//! cargo run --release --features gpu --bin train -- --data /usr/share/datasets/fashion-mnist
 //! cargo run --release --bin train -- --preset quick     # the page's Quick look
 //! cargo run --release --bin train -- --help
 //! ```
@@ -85,7 +85,8 @@ mod native {
         /// Seeds the initialisation and the shuffles.
         #[arg(long)]
         seed: Option<u64>,
-        /// Where to train: wgpu (Vulkan, Metal, DX12), the CPU, or whichever is faster.
+        /// Where to train: wgpu (Vulkan, Metal, DX12; a build with --features gpu), the CPU, or
+        /// whichever is faster.
         #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
         device: DeviceChoice,
     }

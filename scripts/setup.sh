@@ -35,24 +35,38 @@ fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
-has_version trunk "$TRUNK_VERSION" || cargo install --locked trunk --version "$TRUNK_VERSION"
-# Without --locked: one of its locked dependencies is missing from the registry mirror.
-has_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+# The tools are compiled here (no registry this project reaches ships their binaries). Their own
+# release profiles ask for fat LTO and one codegen unit (trunk: 9 of the 15 minutes of installs
+# on a fresh 2-core machine); tools need no such speed: opt-level 1, no LTO, and one shared
+# target directory so that their common dependencies compile once (BENCHMARKS.md).
+tool_install() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_INCREMENTAL=0 \
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/tools" cargo install "$@"
+}
+# trunk serves and builds offline (Trunk.toml): no TLS and no update check.
+has_version trunk "$TRUNK_VERSION" || tool_install --locked trunk --version "$TRUNK_VERSION" --no-default-features
+# Without --locked: one of its locked dependencies is missing from the registry mirror. Its test
+# runner talks to chromedriver on 127.0.0.1 only: no TLS.
+has_version wasm-bindgen "$WASM_BINDGEN_VERSION" ||
+  tool_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
 if $serve_only; then
   echo "setup: ok for serving (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)"
   exit 0
 fi
-has_version wasm-pack 0.15.1 || cargo install --locked wasm-pack --version 0.15.1
-# The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
-# lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer.
-has_version cargo-fuzz 0.13.2 || cargo install --locked cargo-fuzz --version 0.13.2
-command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
+has_version wasm-pack 0.15.1 || tool_install --locked wasm-pack --version 0.15.1
 # The end-to-end sessions drive Chromium through chromedriver and Firefox through geckodriver,
 # both with selenium, from a virtualenv in .venv (explicit driver paths: Selenium Manager never
 # downloads anything).
-has_version geckodriver 0.37.1 || cargo install --locked geckodriver --version 0.37.1
+has_version geckodriver 0.37.1 || tool_install --locked geckodriver --version 0.37.1
 SELENIUM_VERSION=$(sed -n 's/^selenium==//p' tests/e2e/requirements.txt)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null ||
   .venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
-echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, cargo-fuzz 0.13.2, geckodriver 0.37.1, selenium $SELENIUM_VERSION in .venv)"
+# The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
+# lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer. PyPI ships
+# cargo-fuzz built (Astral's astral-dev-toolchain): into .venv, where scripts/fuzz.sh finds it.
+has_version cargo-fuzz 0.13.2 || PATH="$PWD/.venv/bin:$PATH" has_version cargo-fuzz 0.13.2 ||
+  .venv/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
+command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
+echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack 0.15.1, geckodriver 0.37.1, selenium $SELENIUM_VERSION and cargo-fuzz 0.13.2 in .venv)"

@@ -12,7 +12,6 @@ log=$(mktemp)
 browser_tmp=$(mktemp -d)
 dist=$(mktemp -d)
 server=""
-trap 'rm -f "$log"; rm -rf "$dist" "$browser_tmp"; [ -n "$server" ] && kill "$server" 2>/dev/null || true' EXIT
 
 # Each stage's wall-clock time, for the table at the end (BENCHMARKS.md keeps one).
 stages=()
@@ -26,6 +25,16 @@ stage() {
   stage_start=$now
   [ -z "$1" ] || echo "== $1"
 }
+# The table comes at the end of a failed run too: it says where it stopped.
+finish() {
+  stage ""
+  echo "== where the time went"
+  printf '%s\n' "${stages[@]}"
+  local now; now=$(date +%s)
+  printf '%-52s %3d:%02d\n' "all" $(((now - run_start) / 60)) $(((now - run_start) % 60))
+  rm -f "$log"; rm -rf "$dist" "$browser_tmp"; [ -n "$server" ] && kill "$server" 2>/dev/null || true
+}
+trap finish EXIT
 
 stage "setup (scripts/setup.sh: what is missing)"
 scripts/setup.sh
@@ -65,11 +74,5 @@ grep -q '^PASS: e2e session' "$log" && echo "test result: ok. 1 passed; 0 failed
 stage "end to end in Firefox (no WebGPU there: the CPU)"
 TMPDIR="$browser_tmp" .venv/bin/python tests/e2e/firefox.py "http://127.0.0.1:$port/" --out screenshots/e2e-firefox 2>&1 | tee -a "$log"
 grep -q '^PASS: e2e firefox session' "$log" && echo "test result: ok. 1 passed; 0 failed (firefox)" | tee -a "$log"
-stage ""
-
-echo "== where the time went"
-printf '%s\n' "${stages[@]}"
-now=$(date +%s)
-printf '%-52s %3d:%02d\n' "all" $(((now - run_start) / 60)) $(((now - run_start) % 60))
-# One closing line for all runners together.
+# One closing line for all runners together (the table of times follows it).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "all: %d passed, %d failed\n", passed, failed }' "$log"

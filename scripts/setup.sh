@@ -4,17 +4,29 @@
 #   scripts/setup.sh              everything (the tests build the app with trunk too)
 #   scripts/setup.sh --serve      only what serving the app needs: the wasm target, trunk and
 #                                 wasm-bindgen (what scripts/serve.sh runs)
+#   scripts/setup.sh --base       everything but the tools compiled with cargo install (a minute)
+#   scripts/setup.sh --tools      only those: trunk, wasm-bindgen, wasm-pack, geckodriver
+# scripts/test.sh runs --base, then --tools in the background while the native tests build
+# and run: the tools take about ten minutes to compile on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-serve_only=false
-[ "${1:-}" = "--serve" ] && serve_only=true
+mode="${1:-all}"
+case "$mode" in all | --serve | --base | --tools) ;; *) echo "setup: unknown option $mode" >&2; exit 2 ;; esac
+part() { # part NAME: whether this run installs that part
+  case "$1" in
+    base) [ "$mode" = all ] || [ "$mode" = --base ] ;;
+    target) [ "$mode" != --tools ] ;;
+    serve-tools) [ "$mode" = all ] || [ "$mode" = --serve ] || [ "$mode" = --tools ] ;;
+    test-tools) [ "$mode" = all ] || [ "$mode" = --tools ] ;;
+  esac
+}
 
 TRUNK_VERSION=0.21.14
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
 
 need_apt=()
-if ! $serve_only; then
+if part base; then
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v firefox-esr >/dev/null || need_apt+=(firefox-esr)
@@ -32,7 +44,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+if part target; then
+  rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+fi
 
 has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
 # The tools are compiled here (no registry this project reaches ships their binaries). Their own
@@ -44,29 +58,37 @@ tool_install() {
     CARGO_PROFILE_RELEASE_DEBUG=false CARGO_INCREMENTAL=0 \
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/tools" cargo install "$@"
 }
-# trunk serves and builds offline (Trunk.toml): no TLS and no update check.
-has_version trunk "$TRUNK_VERSION" || tool_install --locked trunk --version "$TRUNK_VERSION" --no-default-features
-# Without --locked: one of its locked dependencies is missing from the registry mirror. Its test
-# runner talks to chromedriver on 127.0.0.1 only: no TLS.
-has_version wasm-bindgen "$WASM_BINDGEN_VERSION" ||
-  tool_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
-if $serve_only; then
-  echo "setup: ok for serving (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)"
-  exit 0
+if part serve-tools; then
+  # trunk serves and builds offline (Trunk.toml): no TLS and no update check.
+  has_version trunk "$TRUNK_VERSION" || tool_install --locked trunk --version "$TRUNK_VERSION" --no-default-features
+  # Without --locked: one of its locked dependencies is missing from the registry mirror. Its
+  # test runner talks to chromedriver on 127.0.0.1 only: no TLS.
+  has_version wasm-bindgen "$WASM_BINDGEN_VERSION" ||
+    tool_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
 fi
-has_version wasm-pack 0.15.1 || tool_install --locked wasm-pack --version 0.15.1
-# The end-to-end sessions drive Chromium through chromedriver and Firefox through geckodriver,
-# both with selenium, from a virtualenv in .venv (explicit driver paths: Selenium Manager never
-# downloads anything).
-has_version geckodriver 0.37.1 || tool_install --locked geckodriver --version 0.37.1
-SELENIUM_VERSION=$(sed -n 's/^selenium==//p' tests/e2e/requirements.txt)
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null ||
-  .venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
-# The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
-# lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer. PyPI ships
-# cargo-fuzz built (Astral's astral-dev-toolchain): into .venv, where scripts/fuzz.sh finds it.
-has_version cargo-fuzz 0.13.2 || PATH="$PWD/.venv/bin:$PATH" has_version cargo-fuzz 0.13.2 ||
-  .venv/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
-command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
-echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack 0.15.1, geckodriver 0.37.1, selenium $SELENIUM_VERSION and cargo-fuzz 0.13.2 in .venv)"
+if part test-tools; then
+  has_version wasm-pack 0.15.1 || tool_install --locked wasm-pack --version 0.15.1
+  # The end-to-end session in Firefox drives it through geckodriver.
+  has_version geckodriver 0.37.1 || tool_install --locked geckodriver --version 0.37.1
+fi
+if part base; then
+  # The end-to-end sessions drive Chromium through chromedriver and Firefox through geckodriver,
+  # both with selenium, from a virtualenv in .venv (explicit driver paths: Selenium Manager
+  # never downloads anything).
+  SELENIUM_VERSION=$(sed -n 's/^selenium==//p' tests/e2e/requirements.txt)
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+  # The fuzz targets (fuzz/) build with cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP=1
+  # lets it pass the sanitizer flags); it needs a C++ compiler for libFuzzer. PyPI ships
+  # cargo-fuzz built (Astral's astral-dev-toolchain): into .venv, where scripts/fuzz.sh finds it.
+  has_version cargo-fuzz 0.13.2 || PATH="$PWD/.venv/bin:$PATH" has_version cargo-fuzz 0.13.2 ||
+    .venv/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
+  command -v c++ >/dev/null || { echo "setup: a C++ compiler is needed for libFuzzer (apt-get install g++)" >&2; exit 1; }
+fi
+case "$mode" in
+  --serve) echo "setup: ok for serving (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION)" ;;
+  --base) echo "setup: ok for the native tests and the fuzzers (apt packages, wasm target, selenium $SELENIUM_VERSION and cargo-fuzz 0.13.2 in .venv)" ;;
+  --tools) echo "setup: tools ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack 0.15.1, geckodriver 0.37.1)" ;;
+  *) echo "setup: ok (trunk $TRUNK_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack 0.15.1, geckodriver 0.37.1, selenium $SELENIUM_VERSION and cargo-fuzz 0.13.2 in .venv)" ;;
+esac

@@ -12,6 +12,8 @@ log=$(mktemp)
 browser_tmp=$(mktemp -d)
 dist=$(mktemp -d)
 server=""
+tools=""
+tools_log=$(mktemp)
 
 # Each stage's wall-clock time, for the table at the end (BENCHMARKS.md keeps one).
 stages=()
@@ -32,12 +34,18 @@ finish() {
   printf '%s\n' "${stages[@]}"
   local now; now=$(date +%s)
   printf '%-52s %3d:%02d\n' "all" $(((now - run_start) / 60)) $(((now - run_start) % 60))
-  rm -f "$log"; rm -rf "$dist" "$browser_tmp"; [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  [ -n "$tools" ] && kill "$tools" 2>/dev/null
+  rm -f "$log" "$tools_log"; rm -rf "$dist" "$browser_tmp"; [ -n "$server" ] && kill "$server" 2>/dev/null || true
 }
 trap finish EXIT
 
-stage "setup (scripts/setup.sh: what is missing)"
-scripts/setup.sh
+stage "setup (scripts/setup.sh --base: what is missing)"
+scripts/setup.sh --base
+# The tools compiled with cargo install (trunk, wasm-bindgen, wasm-pack, geckodriver: about ten
+# minutes on a fresh 2-core machine) compile in the background while the native tests and the
+# wasm build, which need none of them, go on: a compile leaves a core idle much of the time.
+scripts/setup.sh --tools >"$tools_log" 2>&1 &
+tools=$!
 
 stage "native build (cargo test --no-run)"
 cargo test --locked --no-run 2>&1 | tail -n 1
@@ -54,6 +62,15 @@ scripts/fuzz.sh 60 2>&1 | tee -a "$log"
 wasm_profile=(--locked --profile web)
 stage "browser tests' build (cargo build --tests --profile web, wasm32)"
 cargo build --tests "${wasm_profile[@]}" --target wasm32-unknown-unknown 2>&1 | tail -n 1
+stage "waiting for the tools (scripts/setup.sh --tools)"
+if ! wait "$tools"; then
+  tools=""
+  cat "$tools_log"
+  echo "test: installing the tools failed" >&2
+  exit 1
+fi
+tools=""
+tail -n 1 "$tools_log"
 stage "browser tests (wasm-pack test --headless --chrome)"
 # The limit is for the whole suite, not one test: 13 tests on SwiftShader took about 600 s in
 # CI (a 96×96 run on WebGPU alone takes minutes), and 600 s cut the last one off.

@@ -3,12 +3,19 @@ firefox-esr and geckodriver) over selenium, with one small API for both; shared 
 end-to-end sessions and the headless benchmark runners.
 
 The drivers and browsers are named by path and SE_OFFLINE is set: Selenium Manager never
-downloads anything. Console messages and uncaught errors come over WebDriver BiDi (log.entryAdded).
-In Firefox that sees the page, its workers and the workers they start (the app's replica workers),
-and CSP violations. Chromium's BiDi sees the page and the workers it starts, but not a worker's
-workers, nor CSP violations or failed loads: there Chromium's own browser log (goog:loggingPrefs,
-which sees all of them) is read as well."""
-import json, os, shutil, sys, time
+downloads anything.
+
+Console messages and errors: in Chromium over WebDriver BiDi (log.entryAdded), which sees the page
+and the workers it starts but not a worker's workers (the app's replica workers), CSP violations
+or failed loads; so Chromium's own browser log (goog:loggingPrefs, which sees all of them) is read
+as well. Not over BiDi in Firefox, though its BiDi sees all but failed loads: with a log.entryAdded
+subscription, even one since removed, Firefox ESR 153 now and then never returns from `new Worker`
+in a worker (the app's training worker starting a replica: 8 runs in about 180 here, none in
+130 without one). Firefox prints the console messages of the page and of all its workers on its
+stdout instead (devtools.console.stdout.content), with the page's uncaught errors (not a
+worker's: the app hears those as the worker's error event), which geckodriver writes to a log read
+here; a listener in the page adds its CSP violations after it loaded."""
+import json, os, re, shutil, sys, tempfile, time
 
 os.environ["SE_OFFLINE"] = "true"
 try:
@@ -29,6 +36,17 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "-
                  "--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--window-size=1400,1000"]
 WIDTH, HEIGHT = 1400, 1000
+FIREFOX_PREFS = {"devtools.console.stdout.content": True, "devtools.console.stdout.chrome": False,
+                 "browser.chrome.site_icons": False}  # no favicon requests (their loader logs errors)
+LISTEN_CSP = """window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', e => cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI}`));"""
+PROBE = ("probe: worker error", "probe: nested worker error")  # what `probe_worker_errors` logs
+
+
+def errors(messages):
+    """The errors and Rust panics among `messages` (level, text, source), but the probe's."""
+    return [f"{text} ({source})" for level, text, source in messages
+            if (level == "error" or "panicked" in text) and not any(mark in text for mark in PROBE)]
 
 
 def geckodriver():
@@ -63,24 +81,41 @@ class Browser:
             options = webdriver.FirefoxOptions()
             options.binary_location = "/usr/bin/firefox-esr"
             options.add_argument("-headless")
+            for key, value in FIREFOX_PREFS.items():
+                options.set_preference(key, value)
             if downloads:
                 for key, value in {"browser.download.folderList": 2, "browser.download.dir": downloads,
                                    "browser.download.useDownloadDir": True, "browser.download.manager.showWhenStarting": False,
                                    "browser.download.alwaysOpenPanel": False}.items():
                     options.set_preference(key, value)
-            options.enable_bidi = True
-            self.driver = webdriver.Firefox(options, webdriver.FirefoxService(geckodriver(), log_output=os.devnull))
+            self.log = tempfile.NamedTemporaryFile(prefix="geckodriver-", suffix=".log")
+            self.read = 0  # how far `console` has read it
+            self.driver = webdriver.Firefox(options, webdriver.FirefoxService(geckodriver(), log_output=self.log.name))
             self.driver.set_window_size(WIDTH, HEIGHT)
         else:
             raise ValueError(f"no browser {name!r}: one of {BROWSERS}")
-        self.driver.script.add_console_handler(lambda m: self.messages.append((m.level, m.text or "", m.source)))
-        self.driver.script.add_error_handler(lambda e: self.messages.append(("error", e.message or "", e.source)))
+        if name == "chromium":
+            self.driver.script.add_console_handler(lambda m: self.messages.append((m.level, m.text or "", m.source)))
+            self.driver.script.add_error_handler(lambda e: self.messages.append(("error", e.message or "", e.source)))
 
     def open(self, url):
-        self.driver.get(url)
+        self.navigate(lambda: self.driver.get(url))
 
     def refresh(self):
-        self.driver.refresh()
+        self.navigate(self.driver.refresh)
+
+    def navigate(self, go):
+        if self.name == "firefox":
+            self.messages += self.csp_violations()
+        go()
+        if self.name == "firefox":
+            self.js(LISTEN_CSP)
+
+    def csp_violations(self):
+        try:
+            return [("error", f"CSP: {v}", "the page") for v in self.js("const v = window.cspViolations || []; window.cspViolations = []; return v")]
+        except Exception:
+            return []
 
     def js(self, script, *args):
         return self.driver.execute_script(script, *args)
@@ -159,6 +194,8 @@ class Browser:
 
     def console(self):
         """The console messages and uncaught errors since the last call: (level, text, source)."""
+        if self.name == "firefox":
+            self.messages += self.csp_violations() + self.firefox_stdout()
         new, self.seen = self.messages[self.seen:], len(self.messages)
         if self.name == "chromium":
             # With what BiDi missed, what it saw comes again here, as "URL LINE:COLUMN \"text\"".
@@ -166,28 +203,58 @@ class Browser:
                     for entry in self.driver.get_log("browser")]
         return new
 
+    def firefox_stdout(self):
+        """The page's console messages and uncaught errors that Firefox printed since the last
+        call: `console.error: "text" ({a:1})` (the arguments as source), and `JavaScript error:
+        URL, line N: message` (only the page's; Firefox's own code's are there too)."""
+        with open(self.log.name, "rb") as f:
+            f.seek(self.read)
+            lines = f.read()
+        lines = lines[: lines.rfind(b"\n") + 1]
+        self.read += len(lines)
+        found = []
+        for line in lines.decode(errors="replace").splitlines():
+            if m := re.match(r"console\.(\w+): (.*)", line):
+                if re.match(r"[A-Za-z][\w.-]*: ", m[2]):
+                    continue  # "Prefix: …": a console of Firefox's own code
+                level = {"log": "info", "warning": "warn"}.get(m[1], m[1])
+                try:
+                    text = json.loads(m[2])  # one string
+                except ValueError:
+                    text = m[2]
+                found.append((level, text if isinstance(text, str) else m[2], "firefox's stdout"))
+            elif m := re.match(r"JavaScript error: ((?:https?|blob):[^,]*), line \d+: (.*)", line):
+                found.append(("error", m[2], m[1]))
+        return found
+
     def console_errors(self):
         """The errors and Rust panics among the console messages since the last call."""
-        return [f"{text} ({source})" for level, text, source in self.console() if level == "error" or "panicked" in text]
+        return errors(self.console())
 
     def probe_worker_errors(self):
         """Has a worker and a worker's worker (blob: workers, as the app's) log an error, and waits
         until `console_errors` has both: what the page's workers log is seen too. Returns the
         other errors seen meanwhile."""
-        marks = ("probe: worker error", "probe: nested worker error")
-        # Module workers on blob: URLs made where they start, as the app's.
+        # Module workers on blob: URLs made where they start, as the app's; each logs its error
+        # when told to, once both are up.
         worker = lambda source: ("new Worker(URL.createObjectURL(new Blob([%s], {type: 'text/javascript'})), {type: 'module'})"
                                  % json.dumps(source))
-        inner = worker(f"console.error({json.dumps(marks[1])})")
-        self.js(f"window.probeWorker = {worker(f'console.error({json.dumps(marks[0])}); self.inner = {inner};')}")
+        inner = worker(f"onmessage = () => console.error({json.dumps(PROBE[1])}); postMessage('up')")
+        outer = worker(f"self.inner = {inner}; inner.onmessage = () => postMessage('up');"
+                       f"onmessage = () => {{ console.error({json.dumps(PROBE[0])}); inner.postMessage(0) }}")
+        self.js(f"window.probeWorker = {outer}; probeWorker.onmessage = () => window.probeUp = true")
+        self.until("the probe's workers", lambda: self.js("return !!window.probeUp"), 30)
+        self.js("window.probeWorker.postMessage(0)")
         seen = []
         self.until("the errors logged by a worker and a worker's worker",
-                   lambda: seen.extend(self.console_errors()) or all(any(mark in error for error in seen) for mark in marks), 30)
+                   lambda: seen.extend(self.console()) or all(any(mark in text for _, text, _ in seen) for mark in PROBE), 30)
         self.js("window.probeWorker.terminate()")
-        return [error for error in seen if not any(mark in error for mark in marks)]
+        return errors(seen)
 
     def quit(self):
         try:
             self.driver.quit()
         except Exception:
             pass
+        if self.name == "firefox":
+            self.log.close()

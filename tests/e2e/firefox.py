@@ -5,14 +5,15 @@ geckodriver; driven with selenium from .venv: scripts/setup.sh).
   tests/e2e/firefox.py URL [--out DIR]
 
 Opens the page, loads the real Fashion-MNIST files and is refused two bad ones, trains a short
-run on the CPU backend (Quick look's settings on a few thousand images), draws a trouser with
-the mouse and has it classified, draws with touch and a pen, runs a small benchmark (the
-browser's CompressionStream gzips the wasm), downloads the weights, reloads (the autosave is
-restored from IndexedDB) and loads the downloaded file: the same drawing gets the same
-prediction each time. Where Firefox differs from Chromium (no navigator.gpu on Linux, pointer
+run on the CPU backend (Quick look's settings on a few thousand images, two workers), draws a
+trouser with the mouse and has it classified, draws with touch and a pen, runs a small benchmark
+(the browser's CompressionStream gzips the wasm), downloads the weights, reloads (the autosave
+is restored from IndexedDB) and loads the downloaded file: the drawing's 28×28 image gets the
+same answer each time. Where Firefox differs from Chromium (no navigator.gpu on Linux, pointer
 types) it prints what the page says or does. Saves a screenshot of every stage in DIR. Fails
-on any console error (the page's, its workers' and their workers'), Rust panic, or request
-that leaves the page's origin."""
+on any console error (the page's, its workers' and their workers'; how they are read:
+browsers.py), Rust panic, CSP violation, crashed worker, or request that leaves the page's
+origin."""
 import argparse, base64, glob, json, os, re, sys, time
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,6 +128,7 @@ try:
     accuracy = re.findall(r"After epoch 1: ([\d.]+) % of ([\d,]+)", text())
     workers = js("const w = document.querySelector('.worker-count'); return w && w.innerText")
     print("trained in %.1f s: %s %% of %s test images; %s" % (time.time() - trained_at, *accuracy[0], workers))
+    assert not js("return document.querySelector('#device-notice')"), "a worker crashed or its device was lost"
     until("the trained model", lambda: "trained in this page" in (app.model_line() or ""))
     print("model:", app.model_line())
     app.shot("trained", "section.training")

@@ -2,6 +2,17 @@
 import glob, os, sys, urllib.parse
 
 
+def output_folder(path):
+    """Makes `path` (screenshots) and its `downloads/` ready for a session, emptied of the last
+    one's files; returns both, absolute."""
+    out = os.path.abspath(path)
+    downloads = os.path.join(out, "downloads")
+    os.makedirs(downloads, exist_ok=True)
+    for old in glob.glob(os.path.join(downloads, "*")) + glob.glob(os.path.join(out, "*.png")):
+        os.remove(old)
+    return out, downloads
+
+
 class App:
     """The page in `browser`; screenshots of the stages go to `out`, numbered."""
 

@@ -24,17 +24,13 @@ p.add_argument("--timeout", type=float, default=300)
 p.add_argument("--train-images", type=int, default=2000, help="images of the short training run")
 p.add_argument("--test-images", type=int, default=1000, help="test images after its epoch")
 a = p.parse_args()
-out = os.path.abspath(a.out)
-downloads = os.path.join(out, "downloads")
-os.makedirs(downloads, exist_ok=True)
-for old in glob.glob(os.path.join(downloads, "*")) + glob.glob(os.path.join(out, "*.png")):
-    os.remove(old)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from app import App  # noqa: E402
+from app import App, output_folder  # noqa: E402
 from browsers import Browser  # noqa: E402
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+
+out, downloads = output_folder(a.out)
 
 started = time.time()
 browser = Browser("firefox", a.timeout, downloads)

@@ -22,16 +22,12 @@ p.add_argument("--quick-accuracy", type=float, default=80.0, help="the least tes
 p.add_argument("--quick-images", type=int, help="train Quick look on this many images instead of its own number")
 p.add_argument("--quick-timeout", type=float, default=1800)
 a = p.parse_args()
-out = os.path.abspath(a.out)
-downloads = os.path.join(out, "downloads")
-os.makedirs(downloads, exist_ok=True)
-for old in glob.glob(os.path.join(downloads, "*")) + glob.glob(os.path.join(out, "*.png")):
-    os.remove(old)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from app import App  # noqa: E402
+from app import App, output_folder  # noqa: E402
 from browsers import Browser  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+out, downloads = output_folder(a.out)
 
 browser = Browser("chromium", a.timeout, downloads)
 app = App(browser, out)

@@ -110,6 +110,18 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
     assert!(losses[5] < losses[0] - 0.05, "loss falls: {losses:?}");
 }
 
+/// Drawing reads where the pointer is to the fraction of a pixel, as the browser reports it
+/// (Firefox's positions have fractions; web-sys's `client_x()` would cut them off).
+#[wasm_bindgen_test]
+fn a_pointer_position_keeps_its_fractions_of_a_pixel() {
+    let init = js_sys::Object::new();
+    js_sys::Reflect::set(&init, &"clientX".into(), &10.25.into()).unwrap();
+    js_sys::Reflect::set(&init, &"clientY".into(), &20.75.into()).unwrap();
+    let constructor = js_sys::Reflect::get(&js_sys::global(), &"PointerEvent".into()).unwrap();
+    let event = js_sys::Reflect::construct(constructor.unchecked_ref::<js_sys::Function>(), &js_sys::Array::of2(&"pointermove".into(), &init)).unwrap();
+    assert_eq!(googlenet_web::app::client_position(event.unchecked_ref()), (10.25, 20.75));
+}
+
 #[wasm_bindgen_test]
 async fn the_app_shows_every_inception_branch_shape() {
     use leptos::prelude::*;

@@ -236,7 +236,8 @@ fn DrawingPad(on_change: impl Fn(Option<GreyPicture>) + Clone + 'static) -> impl
         let canvas = canvas.get_untracked()?;
         let rect = canvas.get_bounding_client_rect();
         let scale = f64::from(PAD_SIDE) / rect.width().max(1.0);
-        Some(((f64::from(event.client_x()) - rect.left()) * scale, (f64::from(event.client_y()) - rect.top()) * scale))
+        let (x, y) = client_position(event);
+        Some(((x - rect.left()) * scale, (y - rect.top()) * scale))
     };
     let stroke_to = move |context: &CanvasRenderingContext2d, from: (f64, f64), to: (f64, f64)| {
         context.set_stroke_style_str(if eraser.get_untracked() { "#000" } else { "#fff" });
@@ -376,4 +377,12 @@ async fn picture_from_file(file: &web_sys::File) -> Result<GreyPicture, String> 
         .map_err(|_| "the image could not be drawn")?;
     let data = context.get_image_data(0.0, 0.0, f64::from(w), f64::from(h)).map_err(|_| "the image's pixels could not be read")?;
     Ok(GreyPicture::from_rgba(&data.data(), w as usize, h as usize))
+}
+
+/// A pointer's `clientX` and `clientY` as the browser gives them. The CSSOM makes them doubles
+/// and Firefox gives fractions of a pixel, where web-sys's `client_x()` reads an `i32` (up to a
+/// pixel off on the 280-pixel pad).
+pub fn client_position(event: &PointerEvent) -> (f64, f64) {
+    let read = |axis: &str| Reflect::get(event, &axis.into()).ok().and_then(|value| value.as_f64()).unwrap_or_default();
+    (read("clientX"), read("clientY"))
 }

@@ -22,6 +22,8 @@ use dataset::DatasetPanel;
 use inside::InsidePanel;
 use session::Session;
 use training::TrainingPanel;
+/// Where a pointer is, to the fraction of a pixel (tests/web.rs checks it).
+pub use classify::client_position;
 use crate::data::Loader;
 
 /// The whole page. `backend` overrides the `?backend=` query parameter (tests use it).

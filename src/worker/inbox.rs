@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
-use wasm_bindgen::JsValue;
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 #[derive(Clone, Default)]
@@ -42,6 +42,28 @@ impl Inbox {
             let inner = self.inner.clone();
             let arrived = Promise::new(&mut |resolve, _| inner.borrow_mut().waiting = Some(resolve));
             let _ = JsFuture::from(arrived).await;
+        }
+    }
+
+    /// The oldest message, or `None` when none comes within `ms` milliseconds.
+    pub async fn next_within(&self, ms: f64) -> Option<JsValue> {
+        let deadline = js_sys::Date::now() + ms;
+        loop {
+            if let Some(message) = self.inner.borrow_mut().messages.pop_front() {
+                return Some(message);
+            }
+            let left = deadline - js_sys::Date::now();
+            if left <= 0.0 {
+                return None;
+            }
+            // setTimeout from the global scope: a page's window and a worker's scope alike.
+            let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok()?.unchecked_into();
+            let inner = self.inner.clone();
+            let woken = Promise::new(&mut |resolve, _| {
+                let _ = set_timeout.call2(&JsValue::NULL, &resolve, &left.into());
+                inner.borrow_mut().waiting = Some(resolve);
+            });
+            let _ = JsFuture::from(woken).await;
         }
     }
 }

@@ -205,6 +205,9 @@ fn post_with(envelope: Object, transfer: &Array) {
 // ---------------------------------------------------------------------------------------------
 // The coordinator's side
 
+/// How long a replica worker may take to start: fetch and compile the module, say it is ready.
+const REPLICA_START_SECONDS: f64 = 60.0;
+
 /// One replica worker, as the coordinator holds it.
 struct ReplicaWorker {
     worker: Worker,
@@ -237,9 +240,15 @@ impl ReplicaWorker {
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         let replica = Self { worker, inbox, memory: Cell::new(0), _on_message: on_message, _on_error: on_error };
         hand_over(&replica.worker, "startReplicaWorker")?;
-        let ready = FromReplica::read(&replica.inbox.next().await);
+        // A worker that never says it is ready (Firefox ESR 153 now and then never returns from
+        // `new Worker` inside a worker) must not leave the run "Starting…" for ever: the caller
+        // trains without it and says why.
+        let ready = replica.inbox.next_within(REPLICA_START_SECONDS * 1000.0).await;
         let _ = Url::revoke_object_url(&url);
-        match ready {
+        let Some(ready) = ready else {
+            return Err(format!("a replica worker did not start within {REPLICA_START_SECONDS} s"));
+        };
+        match FromReplica::read(&ready) {
             FromReplica::Ready => {}
             FromReplica::Failed { message } | FromReplica::Crashed { message } => return Err(message),
             other => return Err(format!("a replica said {other:?} before it was ready")),

@@ -51,25 +51,28 @@ fi
 has_version() { command -v "$1" >/dev/null && "$1" --version 2>/dev/null | grep -q " $2\$\| $2 "; }
 # The tools are compiled here (no registry this project reaches ships their binaries). Their own
 # release profiles ask for fat LTO and one codegen unit (trunk: 9 of the 15 minutes of installs
-# on a fresh 2-core machine); tools need no such speed: opt-level 1, no LTO, and one shared
-# target directory so that their common dependencies compile once (BENCHMARKS.md).
+# on a fresh 2-core machine); tools need no such speed: no LTO, and one shared target directory
+# so that their common dependencies compile once. trunk, wasm-pack and geckodriver only start
+# and wait on other programs: opt-level 0 (half the compile of opt-level 1). wasm-bindgen
+# rewrites the 12 MB wasm on every build: opt-level 1 (BENCHMARKS.md).
 tool_install() {
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+  local opt_level="$1"; shift
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL="$opt_level" \
     CARGO_PROFILE_RELEASE_DEBUG=false CARGO_INCREMENTAL=0 \
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/tools" cargo install "$@"
 }
 if part serve-tools; then
   # trunk serves and builds offline (Trunk.toml): no TLS and no update check.
-  has_version trunk "$TRUNK_VERSION" || tool_install --locked trunk --version "$TRUNK_VERSION" --no-default-features
+  has_version trunk "$TRUNK_VERSION" || tool_install 0 --locked trunk --version "$TRUNK_VERSION" --no-default-features
   # Without --locked: one of its locked dependencies is missing from the registry mirror. Its
   # test runner talks to chromedriver on 127.0.0.1 only: no TLS.
   has_version wasm-bindgen "$WASM_BINDGEN_VERSION" ||
-    tool_install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
+    tool_install 1 wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
 fi
 if part test-tools; then
-  has_version wasm-pack 0.15.1 || tool_install --locked wasm-pack --version 0.15.1
+  has_version wasm-pack 0.15.1 || tool_install 0 --locked wasm-pack --version 0.15.1
   # The end-to-end session in Firefox drives it through geckodriver.
-  has_version geckodriver 0.37.1 || tool_install --locked geckodriver --version 0.37.1
+  has_version geckodriver 0.37.1 || tool_install 0 --locked geckodriver --version 0.37.1
 fi
 if part base; then
   # The end-to-end sessions drive Chromium through chromedriver and Firefox through geckodriver,

@@ -167,7 +167,8 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
     view! {
         <section class="training" id="train">
             <h2>"Train"</h2>
-            <form class="settings" on:submit=|event| event.prevent_default()>
+            // Locked while a run goes (paused too): what it shows is what the run uses.
+            <fieldset class="settings" disabled=move || phase().is_running()>
                 <Field label="Learning rate" value=settings.learning_rate step="any" />
                 <Choice
                     label="Rate schedule"
@@ -198,7 +199,7 @@ pub fn TrainingPanel(loader: RwSignal<Loader>, session: Session) -> impl IntoVie
                     <button type="button" on:click=move |_| settings.fill(&TrainConfig::quick_look())>"Quick look"</button>
                 </div>
                 <p class="preset-note">{quick_look_note()}</p>
-            </form>
+            </fieldset>
             <div class="controls">
                 <button class="primary" on:click=train disabled=move || phase().is_running()>"Train"</button>
                 <button

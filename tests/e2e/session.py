@@ -78,8 +78,12 @@ try:
         set_fields({"Training images": str(a.quick_images)})
     click("button.primary")
     started = time.time()
+    # While the run goes, its settings are locked: what the form shows is what the run uses.
+    locked = "const f = document.querySelector('section.training fieldset.settings'); return !!f && f.disabled && !f.querySelector('input:enabled, select:enabled, button:enabled')"
+    until("the locked settings", lambda: js(locked), 30)
     until("the end of the quick run", lambda: app.phase() in ("Finished", "Failed"), a.quick_timeout)
     assert app.phase() == "Finished", text()
+    assert not js("return document.querySelector('section.training fieldset.settings').disabled"), "the settings stay locked after the run"
     accuracy = float(re.findall(r"After epoch 1: ([\d.]+) % of 10,?000", text())[0])
     estimate = js("const e = document.querySelector('.seed-estimate'); return e && e.innerText")
     print("quick run: %.1f %% on the 10,000 test images, %.1f min from Train to the end; %s" % (accuracy, (time.time() - started) / 60, estimate))

@@ -36,12 +36,10 @@ impl Inbox {
     /// The oldest message, once there is one.
     pub async fn next(&self) -> JsValue {
         loop {
-            if let Some(message) = self.inner.borrow_mut().messages.pop_front() {
+            if let Some(message) = self.pop() {
                 return message;
             }
-            let inner = self.inner.clone();
-            let arrived = Promise::new(&mut |resolve, _| inner.borrow_mut().waiting = Some(resolve));
-            let _ = JsFuture::from(arrived).await;
+            self.arrival(None).await;
         }
     }
 
@@ -49,21 +47,34 @@ impl Inbox {
     pub async fn next_within(&self, ms: f64) -> Option<JsValue> {
         let deadline = js_sys::Date::now() + ms;
         loop {
-            if let Some(message) = self.inner.borrow_mut().messages.pop_front() {
+            if let Some(message) = self.pop() {
                 return Some(message);
             }
             let left = deadline - js_sys::Date::now();
             if left <= 0.0 {
                 return None;
             }
-            // setTimeout from the global scope: a page's window and a worker's scope alike.
-            let set_timeout: Function = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok()?.unchecked_into();
-            let inner = self.inner.clone();
-            let woken = Promise::new(&mut |resolve, _| {
-                let _ = set_timeout.call2(&JsValue::NULL, &resolve, &left.into());
-                inner.borrow_mut().waiting = Some(resolve);
-            });
-            let _ = JsFuture::from(woken).await;
+            self.arrival(Some(left)).await;
         }
+    }
+
+    fn pop(&self) -> Option<JsValue> {
+        self.inner.borrow_mut().messages.pop_front()
+    }
+
+    /// Returns when a message is pushed, or after `timeout` milliseconds. A late timer or a
+    /// late push resolves a settled promise: nothing happens.
+    async fn arrival(&self, timeout: Option<f64>) {
+        let inner = self.inner.clone();
+        let arrived = Promise::new(&mut |resolve, _| {
+            if let Some(ms) = timeout {
+                // setTimeout of the global scope: a page's window and a worker's scope alike.
+                if let Ok(set_timeout) = Reflect::get(&js_sys::global(), &"setTimeout".into()) {
+                    let _ = set_timeout.unchecked_into::<Function>().call2(&JsValue::NULL, &resolve, &ms.into());
+                }
+            }
+            inner.borrow_mut().waiting = Some(resolve);
+        });
+        let _ = JsFuture::from(arrived).await;
     }
 }

@@ -142,3 +142,51 @@ fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() 
     let bias_grads = (bias.grad_remove(&mut grads_matmul).unwrap(), bias.grad_remove(&mut grads_conv).unwrap());
     assert!((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>() < 1e-4, "bias gradient");
 }
+
+/// On the CPU backend the three 1×1 heads of an Inception block (p1, p2, p3) are matrix
+/// products of one shared layout copy of the block's input: the branches and every gradient
+/// must be those of the block written with `Conv2d` layer by layer.
+#[test]
+fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_backward() {
+    use burn::tensor::activation::relu;
+    use googlenet_web::model::InceptionConfig;
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let block = InceptionConfig::new(24, 8, [6, 10], [4, 6], 5).init(&device);
+    let input = Tensor::<4>::random([3, 24, 7, 5], Distribution::Default, &device).require_grad();
+
+    let shared = block.forward_branches(input.clone());
+    let as_conv: Vec<Tensor<4>> = block
+        .branches
+        .iter()
+        .map(|branch| {
+            let x = match &branch.pool {
+                Some(pool) => pool.forward(input.clone()),
+                None => input.clone(),
+            };
+            branch.convs.iter().fold(x, |x, conv| relu(conv.conv.forward(x)))
+        })
+        .collect();
+    let channels: Vec<usize> = shared.iter().map(|branch| branch.dims()[1]).collect();
+    assert_eq!(channels, [8, 10, 6, 5]);
+    let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+    for (index, (a, b)) in shared.iter().zip(&as_conv).enumerate() {
+        assert_eq!(a.dims(), b.dims(), "branch p{}", index + 1);
+        assert!(largest_difference(a.clone(), b.clone()) < 1e-5, "branch p{}", index + 1);
+    }
+
+    // One upstream gradient for the concatenated output, through both forms.
+    let upstream = Tensor::<4>::random([3, 29, 7, 5], Distribution::Default, &device);
+    let mut grads_shared = (Tensor::cat(shared, 1) * upstream.clone()).sum().backward();
+    let mut grads_conv = (Tensor::cat(as_conv, 1) * upstream).sum().backward();
+    let input_grads = (input.grad_remove(&mut grads_shared).unwrap(), input.grad_remove(&mut grads_conv).unwrap());
+    assert!(largest_difference(input_grads.0, input_grads.1) < 1e-5, "input gradient");
+    for (index, branch) in block.branches.iter().enumerate() {
+        for (layer, conv) in branch.convs.iter().enumerate() {
+            let weight = conv.conv.weight.val();
+            let grads = (weight.grad_remove(&mut grads_shared).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
+            assert!(grads.1.clone().abs().max().into_scalar::<f32>() > 1e-3, "p{} layer {layer}: a gradient that is not zero", index + 1);
+            assert!(largest_difference(grads.0, grads.1) < 1e-4, "p{} layer {layer}: weight gradient", index + 1);
+        }
+    }
+}

@@ -63,13 +63,22 @@ impl ConvRelu {
     /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         if self.is_pointwise() && on_cpu(&input.device()) {
-            return relu(self.pointwise(input));
+            return self.forward_columns(Columns::of(input));
         }
         relu(self.conv.forward(input))
     }
 
+    /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU
+    /// device's form of a 1×1 convolution).
+    ///
+    /// # Shapes
+    /// - output: `[batch, out_channels, height, width]`
+    pub(crate) fn forward_columns(&self, columns: Columns) -> Tensor<4> {
+        relu(self.pointwise(columns))
+    }
+
     /// A 1×1 stride-1 convolution: 37 of the network's 57.
-    fn is_pointwise(&self) -> bool {
+    pub(crate) fn is_pointwise(&self) -> bool {
         self.conv.kernel_size == [1, 1] && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1
     }
 
@@ -80,15 +89,12 @@ impl ConvRelu {
     /// kernels are the faster ones, so the model keeps `Conv2d` there.
     ///
     /// # Shapes
-    /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, height, width]`
-    fn pointwise(&self, input: Tensor<4>) -> Tensor<4> {
-        let [batch, channels, height, width] = input.dims();
+    fn pointwise(&self, columns: Columns) -> Tensor<4> {
+        let Columns { matrix, sizes: [batch, height, width] } = columns;
         let out_channels = self.out_channels();
-        let weight = self.conv.weight.val().reshape([out_channels, channels]);
-        // [in, batch·height·width]
-        let columns = input.swap_dims(0, 1).reshape([channels, batch * height * width]);
-        let mut output = weight.matmul(columns);
+        let weight = self.conv.weight.val().reshape([out_channels, matrix.dims()[0]]);
+        let mut output = weight.matmul(matrix);
         if let Some(bias) = &self.conv.bias {
             output = output + bias.val().reshape([out_channels, 1]);
         }
@@ -106,6 +112,26 @@ impl ConvRelu {
             stride: self.conv.stride[0],
             channels: self.out_channels(),
         }
+    }
+}
+
+/// A `[batch, channels, height, width]` input laid out for 1×1 convolutions as matrix products:
+/// `[channels, batch·height·width]`. Making it is a copy, and the product keeps it for its
+/// backward pass, so the 1×1 convolutions that read one input (three in each Inception block)
+/// share one (BENCHMARKS.md: the Inception heads).
+#[derive(Clone, Debug)]
+pub(crate) struct Columns {
+    /// `[channels, batch·height·width]`
+    matrix: Tensor<2>,
+    /// `[batch, height, width]`
+    sizes: [usize; 3],
+}
+
+impl Columns {
+    pub(crate) fn of(input: Tensor<4>) -> Self {
+        let [batch, channels, height, width] = input.dims();
+        let matrix = input.swap_dims(0, 1).reshape([channels, batch * height * width]);
+        Columns { matrix, sizes: [batch, height, width] }
     }
 }
 

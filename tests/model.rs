@@ -190,3 +190,44 @@ fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_b
         }
     }
 }
+
+/// On the CPU backend the 3×3 convolutions compute their weight gradient as one matrix product
+/// of the output gradient with the input's shifted copies (a backend extension): the output and
+/// every gradient must be `Conv2d`'s. The first case is b2's layer at batch 30, which the weight
+/// gradient takes in two chunks of images (25 and 5); the last has a 1×1 input, all padding.
+#[test]
+fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward() {
+    use burn::module::Param;
+    use burn::tensor::activation::relu;
+    use googlenet_web::model::ConvReluConfig;
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    for (kernel, [batch, cin, cout, side]) in [(3, [30, 64, 192, 24]), (3, [3, 6, 10, 7]), (3, [2, 5, 4, 1])] {
+        let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+        let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
+        layer.conv.bias = Some(Param::from_tensor(bias));
+        let input = Tensor::<4>::random([batch, cin, side, side], Distribution::Default, &device).require_grad();
+        let upstream = Tensor::<4>::random([batch, cout, side, side], Distribution::Default, &device);
+
+        let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+        let own = layer.forward(input.clone());
+        let as_conv = relu(layer.conv.forward(input.clone()));
+        assert_eq!(own.dims(), [batch, cout, side, side]);
+        assert!(largest_difference(own.clone(), as_conv.clone()) < 1e-4, "{kernel}×{kernel}: output");
+
+        let mut grads_own = (own * upstream.clone()).sum().backward();
+        let mut grads_conv = (as_conv * upstream).sum().backward();
+        let input_grads = (input.grad_remove(&mut grads_own).unwrap(), input.grad_remove(&mut grads_conv).unwrap());
+        assert!(largest_difference(input_grads.0, input_grads.1) < 1e-4, "{kernel}×{kernel}: input gradient");
+        let weight = layer.conv.weight.val();
+        let weight_grads = (weight.grad_remove(&mut grads_own).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
+        let scale = weight_grads.1.clone().abs().max().into_scalar::<f32>();
+        assert!(scale > 0.1, "{kernel}×{kernel}: the gradient is not trivially zero");
+        let error = largest_difference(weight_grads.0, weight_grads.1) / scale;
+        assert!(error < 1e-5, "{kernel}×{kernel}: weight gradient, relative error {error}");
+        let bias = layer.conv.bias.as_ref().unwrap().val();
+        let bias_grads = (bias.grad_remove(&mut grads_own).unwrap(), bias.grad_remove(&mut grads_conv).unwrap());
+        let scale = bias_grads.1.clone().abs().max().into_scalar::<f32>();
+        assert!(((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>()) / scale < 1e-5, "{kernel}×{kernel}: bias gradient");
+    }
+}

@@ -8,6 +8,8 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::cpu_conv::conv2d_stride1;
+
 /// One layer of a block or branch, as the architecture view names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
@@ -65,7 +67,22 @@ impl ConvRelu {
         if self.is_pointwise() && on_cpu(&input.device()) {
             return self.forward_columns(Columns::of(input));
         }
+        if let (Some(padding), Some(bias)) = (self.stride1_padding(), &self.conv.bias) {
+            if on_cpu(&input.device()) {
+                return relu(conv2d_stride1(input, self.conv.weight.val(), bias.val(), padding));
+            }
+        }
         relu(self.conv.forward(input))
+    }
+
+    /// The padding of a 3×3 stride-1 'same' convolution, which the CPU device runs as
+    /// [`conv2d_stride1`] for its faster weight gradient. The 5×5 ones keep `Conv2d`: with 25
+    /// shifted copies of small inputs (12×12 and less) the copies cost more than the product
+    /// saves (BENCHMARKS.md).
+    fn stride1_padding(&self) -> Option<usize> {
+        let same = matches!(self.conv.padding, PaddingConfig2d::Same);
+        let plain = same && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1;
+        (plain && self.conv.kernel_size == [3, 3]).then_some(1)
     }
 
     /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU

@@ -1,0 +1,201 @@
+//! The CPU device's 3×3 convolutions, with a weight gradient that is one matrix product.
+//!
+//! Burn computes a convolution's weight gradient as another convolution, with the output
+//! gradient as its kernel. On the CPU backend (burn-flex) that is one matrix product per input
+//! channel, each packing the whole output gradient again, with nine output columns (3×3): the
+//! weight gradients were the largest part of a training step (BENCHMARKS.md). Here the same
+//! gradient is the im2col form, `grad · columnsᵀ`: one product of the output gradient
+//! `[out, batch·height·width]` with the input's shifted copies `[in·k·k, batch·height·width]`,
+//! made for a few images at a time so the copies stay small.
+//!
+//! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step; the
+//! forward pass and the input's gradient are Burn's own. Only the CPU backend has it: WebGPU
+//! keeps `Conv2d`. It works for any odd kernel; the model uses it for the 3×3 ones, where it
+//! measured faster (`ConvRelu`).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{Shape, Slice, Tensor};
+
+/// How many floats the shifted copies of one batch chunk may take (32 MB).
+const COLUMNS_LIMIT: usize = 8 << 20;
+
+#[backend_extension(Autodiff, Flex)]
+pub trait Stride1ConvBackend: Backend {
+    /// A stride-1 convolution with `padding` zeros on every side, plus `bias`.
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self>;
+}
+
+fn options(padding: usize) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [padding, padding], [1, 1], 1)
+}
+
+impl Stride1ConvBackend for Flex {
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Flex::conv2d(x, weight, Some(bias), options(padding))
+    }
+}
+
+impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        match Stride1Conv
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_shape = bias.primitive().shape();
+                let output = Flex::conv2d(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options(padding));
+                prep.finish((x_state, weight_state, bias_shape, padding), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                Some(bias.into_primitive()),
+                options(padding),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Stride1Conv;
+
+impl<B: Backend> Backward<B, 3> for Stride1Conv {
+    /// The input, the weight, the bias's shape, the padding.
+    type State = (NodeId, NodeId, Shape, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_shape, padding) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+
+        if let Some(node) = node_x {
+            let grad = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
+            grads.register::<B>(node.id, grad);
+        }
+        if let Some(node) = node_weight {
+            let kernel = weight.shape()[2];
+            grads.register::<B>(node.id, weight_gradient::<B>(x, grad.clone(), kernel, padding));
+        }
+        if let Some(node) = node_bias {
+            // Summed over images and positions: [batch, out, h, w] → [out].
+            let [batch, channels, height, width] = grad.shape().dims();
+            let per_channel = B::float_reshape(B::float_swap_dims(grad, 0, 1), Shape::new([channels, batch * height * width]));
+            grads.register::<B>(node.id, B::float_reshape(B::float_sum_dim(per_channel, 1), bias_shape));
+        }
+    }
+}
+
+/// The weight gradient of a stride-1 convolution with a `kernel`×`kernel` kernel and `padding`:
+/// `Σ over images and positions of grad[out] · x[in] shifted by the kernel offset`, as matrix
+/// products of the output gradient with the input's shifted copies, a few images at a time.
+///
+/// # Shapes
+/// - x: `[batch, in, height, width]`
+/// - grad: `[batch, out, out_height, out_width]`
+/// - output: `[out, in, kernel, kernel]`
+pub(crate) fn weight_gradient<B: Backend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    kernel: usize,
+    padding: usize,
+) -> FloatTensor<B> {
+    let [batch, channels, height, width] = x.shape().dims();
+    let [_, out_channels, out_height, out_width] = grad.shape().dims();
+    let per_image = channels * kernel * kernel * out_height * out_width;
+    let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch);
+    let device = x.device();
+    let dtype = x.dtype();
+    let mut total: Option<FloatTensor<B>> = None;
+    for start in (0..batch).step_by(chunk) {
+        let images = chunk.min(batch - start);
+        let x = B::float_slice(x.clone(), &[Slice::from(start..start + images)]);
+        // [images, in, height + 2·padding, width + 2·padding]
+        let padded = match padding {
+            0 => x,
+            _ => B::float_slice_assign(
+                B::float_zeros(
+                    Shape::new([images, channels, height + 2 * padding, width + 2 * padding]),
+                    &device,
+                    dtype.into(),
+                ),
+                &[
+                    Slice::from(..),
+                    Slice::from(..),
+                    Slice::from(padding..padding + height),
+                    Slice::from(padding..padding + width),
+                ],
+                x,
+            ),
+        };
+        // [in, images, …]: each kernel offset's window is then one slice, and the windows
+        // side by side are the columns [in, kernel·kernel·images, out_height, out_width].
+        let padded = B::float_swap_dims(padded, 0, 1);
+        let windows = (0..kernel * kernel)
+            .map(|offset| {
+                let (dy, dx) = (offset / kernel, offset % kernel);
+                B::float_slice(
+                    padded.clone(),
+                    &[
+                        Slice::from(..),
+                        Slice::from(..),
+                        Slice::from(dy..dy + out_height),
+                        Slice::from(dx..dx + out_width),
+                    ],
+                )
+            })
+            .collect();
+        let positions = images * out_height * out_width;
+        let columns = B::float_reshape(B::float_cat(windows, 1), Shape::new([channels * kernel * kernel, positions]));
+        let grad = B::float_slice(grad.clone(), &[Slice::from(start..start + images)]);
+        let grad = B::float_reshape(B::float_swap_dims(grad, 0, 1), Shape::new([out_channels, positions]));
+        let part = B::float_matmul(grad, B::float_transpose(columns));
+        total = Some(match total {
+            Some(total) => B::float_add(total, part),
+            None => part,
+        });
+    }
+    let total = total.expect("a batch has at least one image");
+    B::float_reshape(total, Shape::new([out_channels, channels, kernel, kernel]))
+}
+
+/// A stride-1 convolution with `padding` on every side and a bias, on the CPU device (with or
+/// without autodiff), whose weight gradient is [`weight_gradient`].
+///
+/// # Shapes
+/// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[batch, out, height + 2·padding − kernel + 1, width + 2·padding − kernel + 1]`
+pub(crate) fn conv2d_stride1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Stride1ConvBackend>::conv2d_stride1(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        padding,
+    ))
+}

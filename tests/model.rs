@@ -231,3 +231,42 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
         assert!(((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>()) / scale < 1e-5, "{kernel}×{kernel}: bias gradient");
     }
 }
+
+/// On the CPU backend the 3×3 'same' max-pools run as the model's own op: outputs and input
+/// gradients must be `MaxPool2d`'s, stride 2 (b1, b2, the stage pools) and stride 1 (each
+/// Inception block's p4), on even and odd sides. p4's input is a ReLU of normal noise, so many
+/// windows are all zeros: the gradient must go to the same one of the tied positions.
+#[test]
+fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
+    use googlenet_web::model::{ConvPoolBlockConfig, ConvReluConfig, InceptionConfig};
+    let device = Device::flex().autodiff();
+    device.seed(13);
+    let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
+    let block = ConvPoolBlockConfig::new(vec![ConvReluConfig::new(3, 6, 1)]).init(&device);
+    let p4 = &InceptionConfig::new(6, 1, [1, 1], [1, 1], 2).init(&device).branches[3];
+    let p4_pool = p4.pool.as_ref().unwrap();
+    for [height, width] in [[12usize, 12], [7, 9], [48, 48], [1, 1]] {
+        let input = Tensor::<4>::random([2, 3, height, width], Distribution::Default, &device).require_grad();
+        let upstream = Tensor::<4>::random([2, 6, height.div_ceil(2), width.div_ceil(2)], Distribution::Default, &device);
+        let own = block.forward(input.clone());
+        let reference = block.pool.forward(block.convs[0].forward(input.clone()));
+        assert_eq!(own.dims(), reference.dims(), "{height}×{width}, stride 2");
+        assert!(largest_difference(own.clone(), reference.clone()) == 0.0, "{height}×{width}, stride 2: output");
+        let mut grads_own = (own * upstream.clone()).sum().backward();
+        let mut grads_reference = (reference * upstream).sum().backward();
+        let grads = (input.grad_remove(&mut grads_own).unwrap(), input.grad_remove(&mut grads_reference).unwrap());
+        assert!(grads.1.clone().abs().max().into_scalar::<f32>() > 0.0, "a gradient that is not zero");
+        assert!(largest_difference(grads.0, grads.1) < 1e-6, "{height}×{width}, stride 2: input gradient");
+
+        // p4: pool (stride 1), then its 1×1 convolution.
+        let x = burn::tensor::activation::relu(Tensor::<4>::random([2, 6, height, width], Distribution::Normal(0.0, 1.0), &device)).require_grad();
+        let upstream = Tensor::<4>::random([2, 2, height, width], Distribution::Default, &device);
+        let own = p4.forward(x.clone());
+        let reference = p4.convs[0].forward(p4_pool.forward(x.clone()));
+        assert!(largest_difference(own.clone(), reference.clone()) < 1e-6, "{height}×{width}, stride 1: output");
+        let mut grads_own = (own * upstream.clone()).sum().backward();
+        let mut grads_reference = (reference * upstream).sum().backward();
+        let grads = (x.grad_remove(&mut grads_own).unwrap(), x.grad_remove(&mut grads_reference).unwrap());
+        assert!(largest_difference(grads.0, grads.1) < 1e-5, "{height}×{width}, stride 1: input gradient");
+    }
+}

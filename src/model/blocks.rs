@@ -8,7 +8,8 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::cpu_conv::conv2d_stride1;
+use super::cpu_ops::conv::conv2d_stride1;
+use super::cpu_ops::pool::max_pool_3x3_same;
 
 /// One layer of a block or branch, as the architecture view names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +166,17 @@ pub(crate) fn same_max_pool(kernel: usize, stride: usize) -> MaxPool2d {
         .init()
 }
 
+/// `pool` applied to `x`: on the CPU device a 3×3 'same' max-pool (all of the network's) runs as
+/// [`max_pool_3x3_same`], which is much faster than burn-flex's (BENCHMARKS.md).
+pub(crate) fn max_pool(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let same = matches!(pool.padding, PaddingConfig2d::Same) && !pool.ceil_mode && pool.dilation == [1, 1];
+    let [stride, stride_x] = pool.stride;
+    if same && pool.kernel_size == [3, 3] && stride == stride_x && on_cpu(&x.device()) {
+        return max_pool_3x3_same(x, stride);
+    }
+    pool.forward(x)
+}
+
 pub(crate) fn pool_layer(pool: &MaxPool2d) -> Layer {
     Layer::MaxPool { kernel: pool.kernel_size[0], stride: pool.stride[0] }
 }
@@ -200,7 +212,7 @@ impl ConvPoolBlock {
     /// - output: `[batch, out_channels, ceil(height / (2 · strides)), ceil(width / (2 · strides))]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = self.convs.iter().fold(input, |x, conv| conv.forward(x));
-        self.pool.forward(x)
+        max_pool(&self.pool, x)
     }
 
     pub fn layers(&self) -> Vec<Layer> {

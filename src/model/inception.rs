@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{on_cpu, pool_layer, same_max_pool, Columns, ConvRelu, ConvReluConfig, Layer};
+use super::blocks::{max_pool, on_cpu, pool_layer, same_max_pool, Columns, ConvRelu, ConvReluConfig, Layer};
 
 /// One branch: an optional 3×3 stride-1 max-pool, then ReLU convolutions.
 #[derive(Config, Debug)]
@@ -36,7 +36,7 @@ impl Branch {
     /// - output: `[batch, out_channels, height, width]` (every layer keeps the spatial size)
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = match &self.pool {
-            Some(pool) => pool.forward(input),
+            Some(pool) => max_pool(pool, input),
             None => input,
         };
         self.convs.iter().fold(x, |x, conv| conv.forward(x))
@@ -181,7 +181,7 @@ impl InceptionStage {
 
     pub(crate) fn pool_output(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.pool {
-            Some(pool) => pool.forward(x),
+            Some(pool) => max_pool(pool, x),
             None => x,
         }
     }

@@ -6,7 +6,7 @@
 //! Glorot-uniform and biases zero. Burn is NCHW where Keras is NHWC.
 
 mod blocks;
-mod cpu_conv;
+mod cpu_ops;
 mod googlenet;
 mod inception;
 mod trace;

@@ -1,0 +1,10 @@
+//! The CPU device's own forms of two layers, where burn-flex's are slow for this network
+//! (BENCHMARKS.md has the profiles): Burn backend extensions (`#[backend_extension]`) for
+//! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
+//! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
+//!
+//! - [`conv`]: the 3×3 convolutions, whose weight gradient is one matrix product.
+//! - [`pool`]: the 3×3 'same' max-pools, without burn-flex's divisions per output.
+
+pub(crate) mod conv;
+pub(crate) mod pool;

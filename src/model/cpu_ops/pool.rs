@@ -1,0 +1,171 @@
+//! The CPU device's 3×3 max-pools with TensorFlow 'same' padding (stride 1 or 2).
+//!
+//! burn-flex's max-pool works out each output's window with six integer divisions and pads
+//! asymmetric 'same' inputs with a copy; a profile of a training step put a fifth of the
+//! CPU's time in it (BENCHMARKS.md). Here each axis's windows are worked out once per call,
+//! clipped to the input (what −∞ padding gives), and every plane is a plain loop over them.
+//! Training keeps each output's position in its plane (`i32`), and the backward step is
+//! burn-flex's own scatter of the output gradient to those positions.
+
+use std::ops::Range;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::ops::{FloatTensorOps, IntTensorOps, ModuleOps};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
+use burn::tensor::{Shape, Tensor, TensorData};
+
+const KERNEL: usize = 3;
+
+#[backend_extension(Autodiff, Flex)]
+pub trait SameMaxPoolBackend: Backend {
+    /// A 3×3 max-pool with 'same' padding and stride `stride`.
+    fn max_pool_3x3_same(x: FloatTensor<Self>, stride: usize) -> FloatTensor<Self>;
+}
+
+impl SameMaxPoolBackend for Flex {
+    fn max_pool_3x3_same(x: FloatTensor<Self>, stride: usize) -> FloatTensor<Self> {
+        pool(&x, stride, false).0
+    }
+}
+
+impl<C: CheckpointStrategy> SameMaxPoolBackend for Autodiff<Flex, C> {
+    fn max_pool_3x3_same(x: FloatTensor<Self>, stride: usize) -> FloatTensor<Self> {
+        match SameMaxPool.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let input = x.into_primitive();
+                let (output, positions) = pool(&input, stride, true);
+                let positions = positions.expect("asked for the positions");
+                prep.finish((input, positions, stride), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(pool(&x.into_primitive(), stride, false).0),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SameMaxPool;
+
+impl Backward<Flex, 1> for SameMaxPool {
+    /// The input (for its shape), each output's position in its plane, the stride.
+    type State = (FloatTensor<Flex>, IntTensor<Flex>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (input, positions, stride) = ops.state;
+        if let Some(node) = node {
+            // burn-flex adds each output's gradient at its position: the kernel, stride and
+            // padding arguments are not read.
+            let backward = Flex::max_pool2d_with_indices_backward(
+                input,
+                [KERNEL; 2],
+                [stride; 2],
+                [0, 0],
+                [1, 1],
+                false,
+                grad,
+                positions,
+            );
+            grads.register::<Flex>(node.id, backward.x_grad);
+        }
+    }
+}
+
+/// The input rows (or columns) each output of a 3×3 'same' pool reads along one axis of
+/// `size`: TensorFlow pads `max((out − 1)·stride + 3 − size, 0)` in all, the odd one after,
+/// and padding never wins a max, so each window is clipped to the input.
+fn windows(size: usize, stride: usize) -> Vec<Range<usize>> {
+    let out = size.div_ceil(stride);
+    let before = (((out - 1) * stride + KERNEL).saturating_sub(size)) / 2;
+    (0..out)
+        .map(|o| {
+            let start = (o * stride).saturating_sub(before);
+            start..(o * stride + KERNEL - before).min(size)
+        })
+        .collect()
+}
+
+/// One plane's pool: each output's maximum, and where `positions` is given, its position in
+/// the plane (the first largest, or the last NaN, as burn-flex reports it).
+fn pool_plane(
+    plane: &[f32],
+    width: usize,
+    rows: &[Range<usize>],
+    columns: &[Range<usize>],
+    output: &mut [f32],
+    mut positions: Option<&mut [i32]>,
+) {
+    let out_width = columns.len();
+    for (out_y, rows) in rows.iter().enumerate() {
+        for (out_x, columns) in columns.iter().enumerate() {
+            let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+            for y in rows.clone() {
+                let row = &plane[y * width..(y + 1) * width];
+                for x in columns.clone() {
+                    let value = row[x];
+                    if at == usize::MAX || value > best || value.is_nan() {
+                        (best, at) = (value, y * width + x);
+                    }
+                }
+            }
+            output[out_y * out_width + out_x] = best;
+            if let Some(positions) = positions.as_deref_mut() {
+                positions[out_y * out_width + out_x] = at as i32;
+            }
+        }
+    }
+}
+
+/// The pool of every plane of `x` (`[batch, channels, height, width]`, f32), on every core
+/// natively (each plane on its own), and each output's position when `with_positions`.
+fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Option<IntTensor<Flex>>) {
+    let x = x.to_contiguous();
+    let [batch, channels, height, width] = x.shape().dims();
+    let (rows, columns) = (windows(height, stride), windows(width, stride));
+    let (plane_in, plane_out) = (height * width, rows.len() * columns.len());
+    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
+    let input = &x.storage::<f32>()[start..start + batch * channels * plane_in];
+    let mut output = vec![0.0f32; batch * channels * plane_out];
+    let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
+    let one = |(index, output): (usize, &mut [f32]), positions: Option<&mut [i32]>| {
+        let plane = &input[index * plane_in..(index + 1) * plane_in];
+        pool_plane(plane, width, &rows, &columns, output, positions);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        let outputs = output.par_chunks_mut(plane_out).enumerate();
+        match with_positions {
+            true => outputs.zip(positions.par_chunks_mut(plane_out)).for_each(|(plane, at)| one(plane, Some(at))),
+            false => outputs.for_each(|plane| one(plane, None)),
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let outputs = output.chunks_mut(plane_out).enumerate();
+        match with_positions {
+            true => outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(plane, Some(at))),
+            false => outputs.for_each(|plane| one(plane, None)),
+        }
+    }
+    let shape = Shape::new([batch, channels, rows.len(), columns.len()]);
+    let device = x.device();
+    let output = Flex::float_from_data(TensorData::new(output, shape.clone()), &device);
+    let positions = with_positions.then(|| Flex::int_from_data(TensorData::new(positions, shape), &device));
+    (output, positions)
+}
+
+/// A 3×3 max-pool with TensorFlow 'same' padding and `stride`, on the CPU device (with or
+/// without autodiff).
+///
+/// # Shapes
+/// - x: `[batch, channels, height, width]`
+/// - output: `[batch, channels, ceil(height / stride), ceil(width / stride)]`
+pub(crate) fn max_pool_3x3_same(x: Tensor<4>, stride: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as SameMaxPoolBackend>::max_pool_3x3_same(x.into_dispatch(), stride))
+}

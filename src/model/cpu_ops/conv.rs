@@ -48,7 +48,10 @@ impl Stride1ConvBackend for Flex {
         bias: FloatTensor<Self>,
         padding: usize,
     ) -> FloatTensor<Self> {
-        Flex::conv2d(x, weight, Some(bias), options(padding))
+        match x.shape()[0] {
+            1 => one_image::<Flex>(x, weight, bias, padding),
+            _ => Flex::conv2d(x, weight, Some(bias), options(padding)),
+        }
     }
 }
 
@@ -114,7 +117,7 @@ impl<B: Backend> Backward<B, 3> for Stride1Conv {
 
 /// The weight gradient of a stride-1 convolution with a `kernel`×`kernel` kernel and `padding`:
 /// `Σ over images and positions of grad[out] · x[in] shifted by the kernel offset`, as matrix
-/// products of the output gradient with the input's shifted copies, a few images at a time.
+/// products of the output gradient with the input's [`columns`], a few images at a time.
 ///
 /// # Shapes
 /// - x: `[batch, in, height, width]`
@@ -126,54 +129,17 @@ pub(crate) fn weight_gradient<B: Backend>(
     kernel: usize,
     padding: usize,
 ) -> FloatTensor<B> {
-    let [batch, channels, height, width] = x.shape().dims();
+    let [batch, channels, _, _] = x.shape().dims();
     let [_, out_channels, out_height, out_width] = grad.shape().dims();
     let per_image = channels * kernel * kernel * out_height * out_width;
     let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch);
-    let device = x.device();
-    let dtype = x.dtype();
     let mut total: Option<FloatTensor<B>> = None;
     for start in (0..batch).step_by(chunk) {
         let images = chunk.min(batch - start);
         let x = B::float_slice(x.clone(), &[Slice::from(start..start + images)]);
-        // [images, in, height + 2·padding, width + 2·padding]
-        let padded = match padding {
-            0 => x,
-            _ => B::float_slice_assign(
-                B::float_zeros(
-                    Shape::new([images, channels, height + 2 * padding, width + 2 * padding]),
-                    &device,
-                    dtype.into(),
-                ),
-                &[
-                    Slice::from(..),
-                    Slice::from(..),
-                    Slice::from(padding..padding + height),
-                    Slice::from(padding..padding + width),
-                ],
-                x,
-            ),
-        };
-        // [in, images, …]: each kernel offset's window is then one slice, and the windows
-        // side by side are the columns [in, kernel·kernel·images, out_height, out_width].
-        let padded = B::float_swap_dims(padded, 0, 1);
-        let windows = (0..kernel * kernel)
-            .map(|offset| {
-                let (dy, dx) = (offset / kernel, offset % kernel);
-                B::float_slice(
-                    padded.clone(),
-                    &[
-                        Slice::from(..),
-                        Slice::from(..),
-                        Slice::from(dy..dy + out_height),
-                        Slice::from(dx..dx + out_width),
-                    ],
-                )
-            })
-            .collect();
-        let positions = images * out_height * out_width;
-        let columns = B::float_reshape(B::float_cat(windows, 1), Shape::new([channels * kernel * kernel, positions]));
+        let columns = columns::<B>(x, kernel, padding);
         let grad = B::float_slice(grad.clone(), &[Slice::from(start..start + images)]);
+        let positions = images * out_height * out_width;
         let grad = B::float_reshape(B::float_swap_dims(grad, 0, 1), Shape::new([out_channels, positions]));
         let part = B::float_matmul(grad, B::float_transpose(columns));
         total = Some(match total {
@@ -183,6 +149,67 @@ pub(crate) fn weight_gradient<B: Backend>(
     }
     let total = total.expect("a batch has at least one image");
     B::float_reshape(total, Shape::new([out_channels, channels, kernel, kernel]))
+}
+
+/// The input's shifted copies for a stride-1 `kernel`×`kernel` convolution with `padding`
+/// (im2col): row `(in, dy, dx)` holds, for every image and output position, the input at that
+/// position shifted by `(dy, dx)`, zero in the padding.
+///
+/// # Shapes
+/// - x: `[images, in, height, width]`
+/// - output: `[in·kernel·kernel, images·out_height·out_width]`
+fn columns<B: Backend>(x: FloatTensor<B>, kernel: usize, padding: usize) -> FloatTensor<B> {
+    let [images, channels, height, width] = x.shape().dims();
+    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
+    // [images, in, height + 2·padding, width + 2·padding]
+    let padded = match padding {
+        0 => x,
+        _ => {
+            let shape = Shape::new([images, channels, height + 2 * padding, width + 2 * padding]);
+            let zeros = B::float_zeros(shape, &x.device(), x.dtype().into());
+            let inside = [
+                Slice::from(..),
+                Slice::from(..),
+                Slice::from(padding..padding + height),
+                Slice::from(padding..padding + width),
+            ];
+            B::float_slice_assign(zeros, &inside, x)
+        }
+    };
+    // [in, images, …]: each kernel offset's window is then one slice, and the windows side by
+    // side are [in, kernel·kernel·images, out_height, out_width].
+    let padded = B::float_swap_dims(padded, 0, 1);
+    let windows = (0..kernel * kernel)
+        .map(|offset| {
+            let (dy, dx) = (offset / kernel, offset % kernel);
+            let window = [
+                Slice::from(..),
+                Slice::from(..),
+                Slice::from(dy..dy + out_height),
+                Slice::from(dx..dx + out_width),
+            ];
+            B::float_slice(padded.clone(), &window)
+        })
+        .collect();
+    let positions = images * out_height * out_width;
+    B::float_reshape(B::float_cat(windows, 1), Shape::new([channels * kernel * kernel, positions]))
+}
+
+/// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`:
+/// Burn's convolution reorders the whole weight and the input on every call, which a single
+/// image (classifying) does not amortise.
+///
+/// # Shapes
+/// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[1, out, out_height, out_width]`
+fn one_image<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, padding: usize) -> FloatTensor<B> {
+    let [_, _, height, width] = x.shape().dims();
+    let [out_channels, channels, kernel, _] = weight.shape().dims();
+    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
+    let weight = B::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));
+    let output = B::float_matmul(weight, columns::<B>(x, kernel, padding));
+    let output = B::float_add(output, B::float_reshape(bias, Shape::new([out_channels, 1])));
+    B::float_reshape(output, Shape::new([1, out_channels, out_height, out_width]))
 }
 
 /// A stride-1 convolution with `padding` on every side and a bias, on the CPU device (with or

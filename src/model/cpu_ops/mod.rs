@@ -3,7 +3,8 @@
 //! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
 //!
-//! - [`conv`]: the 3×3 convolutions, whose weight gradient is one matrix product.
+//! - [`conv`]: the 3×3 convolutions, whose weight gradient is one matrix product (and one
+//!   image's forward pass too).
 //! - [`pool`]: the 3×3 'same' max-pools, without burn-flex's divisions per output.
 
 pub(crate) mod conv;

@@ -3,7 +3,8 @@
 //! burn-flex's max-pool works out each output's window with six integer divisions and pads
 //! asymmetric 'same' inputs with a copy; a profile of a training step put a fifth of the
 //! CPU's time in it (BENCHMARKS.md). Here each axis's windows are worked out once per call,
-//! clipped to the input (what −∞ padding gives), and every plane is a plain loop over them.
+//! clipped to the input (what −∞ padding gives), and each plane is pooled separably: rows,
+//! then columns (six comparisons an output where a window has nine).
 //! Training keeps each output's position in its plane (`i32`), and the backward step is
 //! burn-flex's own scatter of the output gradient to those positions.
 
@@ -20,6 +21,10 @@ use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
 const KERNEL: usize = 3;
+
+/// A plane's row maxima (value, column) and an output row's maxima (value, position), kept
+/// from plane to plane.
+type Scratch = (Vec<(f32, u32)>, Vec<(f32, usize)>);
 
 #[backend_extension(Autodiff, Flex)]
 pub trait SameMaxPoolBackend: Backend {
@@ -90,32 +95,53 @@ fn windows(size: usize, stride: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// One plane's pool: each output's maximum, and where `positions` is given, its position in
-/// the plane (the first largest, or the last NaN, as burn-flex reports it).
+/// One plane's pool, separably: first each input row's maximum over each output's columns
+/// (with its column, into `scratch.0`), then each output row's maximum over its rows (into
+/// `scratch.1`). Each output's
+/// value, and where `positions` is given, its position in the plane: the first largest in
+/// row-major order, or the last NaN, as burn-flex reports it.
 fn pool_plane(
     plane: &[f32],
     width: usize,
     rows: &[Range<usize>],
     columns: &[Range<usize>],
+    scratch: &mut Scratch,
     output: &mut [f32],
     mut positions: Option<&mut [i32]>,
 ) {
     let out_width = columns.len();
-    for (out_y, rows) in rows.iter().enumerate() {
-        for (out_x, columns) in columns.iter().enumerate() {
-            let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
-            for y in rows.clone() {
-                let row = &plane[y * width..(y + 1) * width];
-                for x in columns.clone() {
-                    let value = row[x];
-                    if at == usize::MAX || value > best || value.is_nan() {
-                        (best, at) = (value, y * width + x);
-                    }
+    let (row_maxima, best) = scratch;
+    row_maxima.clear();
+    for row in plane.chunks_exact(width) {
+        row_maxima.extend(columns.iter().map(|columns| {
+            let mut best = (row[columns.start], columns.start as u32);
+            for (x, &value) in row.iter().enumerate().take(columns.end).skip(columns.start + 1) {
+                if value > best.0 || value.is_nan() {
+                    best = (value, x as u32);
                 }
             }
-            output[out_y * out_width + out_x] = best;
-            if let Some(positions) = positions.as_deref_mut() {
-                positions[out_y * out_width + out_x] = at as i32;
+            best
+        }));
+    }
+    for (out_y, rows) in rows.iter().enumerate() {
+        let output = &mut output[out_y * out_width..(out_y + 1) * out_width];
+        let first = &row_maxima[rows.start * out_width..(rows.start + 1) * out_width];
+        best.clear();
+        best.extend(first.iter().map(|&(value, x)| (value, rows.start * width + x as usize)));
+        for y in rows.start + 1..rows.end {
+            let row = &row_maxima[y * out_width..(y + 1) * out_width];
+            for (best, &(value, x)) in best.iter_mut().zip(row) {
+                if value > best.0 || value.is_nan() {
+                    *best = (value, y * width + x as usize);
+                }
+            }
+        }
+        for (out, (value, _)) in output.iter_mut().zip(best.iter()) {
+            *out = *value;
+        }
+        if let Some(positions) = positions.as_deref_mut() {
+            for (at, (_, position)) in positions[out_y * out_width..(out_y + 1) * out_width].iter_mut().zip(best.iter()) {
+                *at = *position as i32;
             }
         }
     }
@@ -132,25 +158,28 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     let input = &x.storage::<f32>()[start..start + batch * channels * plane_in];
     let mut output = vec![0.0f32; batch * channels * plane_out];
     let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
-    let one = |(index, output): (usize, &mut [f32]), positions: Option<&mut [i32]>| {
+    let one = |scratch: &mut Scratch, (index, output): (usize, &mut [f32]), positions: Option<&mut [i32]>| {
         let plane = &input[index * plane_in..(index + 1) * plane_in];
-        pool_plane(plane, width, &rows, &columns, output, positions);
+        pool_plane(plane, width, &rows, &columns, scratch, output, positions);
     };
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
         let outputs = output.par_chunks_mut(plane_out).enumerate();
         match with_positions {
-            true => outputs.zip(positions.par_chunks_mut(plane_out)).for_each(|(plane, at)| one(plane, Some(at))),
-            false => outputs.for_each(|plane| one(plane, None)),
+            true => outputs
+                .zip(positions.par_chunks_mut(plane_out))
+                .for_each_init(Scratch::default, |scratch, (plane, at)| one(scratch, plane, Some(at))),
+            false => outputs.for_each_init(Scratch::default, |scratch, plane| one(scratch, plane, None)),
         }
     }
     #[cfg(target_arch = "wasm32")]
     {
+        let mut scratch = Scratch::default();
         let outputs = output.chunks_mut(plane_out).enumerate();
         match with_positions {
-            true => outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(plane, Some(at))),
-            false => outputs.for_each(|plane| one(plane, None)),
+            true => outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(&mut scratch, plane, Some(at))),
+            false => outputs.for_each(|plane| one(&mut scratch, plane, None)),
         }
     }
     let shape = Shape::new([batch, channels, rows.len(), columns.len()]);

@@ -271,25 +271,28 @@ fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
     }
 }
 
-/// Classifying one image on the CPU device runs each 3×3 convolution as one matrix product of
-/// the weight with the image's shifted copies: the output must be `Conv2d`'s.
+/// Classifying one image on the CPU device runs each 1×1 and 3×3 convolution as one matrix
+/// product of the weight with the image (its shifted copies for 3×3), with no layout copies:
+/// the output must be `Conv2d`'s.
 #[test]
-fn a_3x3_convolution_of_one_image_is_conv2d() {
+fn one_image_convolutions_are_conv2d() {
     use burn::module::Param;
     use burn::tensor::activation::relu;
     use googlenet_web::model::ConvReluConfig;
     let device = Device::flex();
     device.seed(17);
-    for [batch, cin, cout, side] in [[1, 64, 192, 24], [1, 5, 7, 3], [1, 4, 6, 1], [2, 5, 7, 6]] {
-        let mut layer = ConvReluConfig::new(cin, cout, 3).init(&device);
-        let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
-        layer.conv.bias = Some(Param::from_tensor(bias));
-        let input = Tensor::<4>::random([batch, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
-        let own = layer.forward(input.clone());
-        let as_conv = relu(layer.conv.forward(input));
-        assert_eq!(own.dims(), [batch, cout, side, side]);
-        let error = (own - as_conv.clone()).abs().max().into_scalar::<f32>();
-        assert!(as_conv.max().into_scalar::<f32>() > 0.1, "an output that is not zero");
-        assert!(error < 1e-4, "{batch} × {cin} → {cout} at {side}×{side}: largest difference {error}");
+    for kernel in [1, 3] {
+        for [batch, cin, cout, side] in [[1, 64, 192, 24], [1, 5, 7, 3], [1, 4, 6, 1], [2, 5, 7, 6]] {
+            let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+            let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
+            layer.conv.bias = Some(Param::from_tensor(bias));
+            let input = Tensor::<4>::random([batch, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
+            let own = layer.forward(input.clone());
+            let as_conv = relu(layer.conv.forward(input));
+            assert_eq!(own.dims(), [batch, cout, side, side]);
+            let error = (own - as_conv.clone()).abs().max().into_scalar::<f32>();
+            assert!(as_conv.max().into_scalar::<f32>() > 0.1, "an output that is not zero");
+            assert!(error < 1e-4, "{kernel}×{kernel}, {batch} × {cin} → {cout} at {side}×{side}: largest difference {error}");
+        }
     }
 }

@@ -117,7 +117,11 @@ impl ConvRelu {
             output = output + bias.val().reshape([out_channels, 1]);
         }
         // [out, batch, height, width] → [batch, out, height, width]
-        output.reshape([out_channels, batch, height, width]).swap_dims(0, 1)
+        match batch {
+            // One image: [out, height·width] is already [1, out, height, width] in memory.
+            1 => output.reshape([1, out_channels, height, width]),
+            _ => output.reshape([out_channels, batch, height, width]).swap_dims(0, 1),
+        }
     }
 
     pub fn out_channels(&self) -> usize {
@@ -148,7 +152,11 @@ pub(crate) struct Columns {
 impl Columns {
     pub(crate) fn of(input: Tensor<4>) -> Self {
         let [batch, channels, height, width] = input.dims();
-        let matrix = input.swap_dims(0, 1).reshape([channels, batch * height * width]);
+        let matrix = match batch {
+            // One image: [1, channels, height, width] is already [channels, height·width].
+            1 => input.reshape([channels, height * width]),
+            _ => input.swap_dims(0, 1).reshape([channels, batch * height * width]),
+        };
         Columns { matrix, sizes: [batch, height, width] }
     }
 }

@@ -234,8 +234,9 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
 
 /// On the CPU backend the 3×3 'same' max-pools run as the model's own op: outputs and input
 /// gradients must be `MaxPool2d`'s, stride 2 (b1, b2, the stage pools) and stride 1 (each
-/// Inception block's p4), on even and odd sides. p4's input is a ReLU of normal noise, so many
-/// windows are all zeros: the gradient must go to the same one of the tied positions.
+/// Inception block's p4), on even and odd sides, training and classifying. p4's input is a
+/// ReLU of normal noise, so many windows are all zeros: the gradient must go to the same one
+/// of the tied positions.
 #[test]
 fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
     use googlenet_web::model::{ConvPoolBlockConfig, ConvReluConfig, InceptionConfig};
@@ -268,6 +269,17 @@ fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
         let mut grads_reference = (reference * upstream).sum().backward();
         let grads = (x.grad_remove(&mut grads_own).unwrap(), x.grad_remove(&mut grads_reference).unwrap());
         assert!(largest_difference(grads.0, grads.1) < 1e-5, "{height}×{width}, stride 1: input gradient");
+
+        // Classifying (no autodiff): the pool compares values only.
+        let (block, p4) = (block.valid(), p4.valid());
+        let x = burn::tensor::activation::relu(Tensor::<4>::random([2, 6, height, width], Distribution::Normal(0.0, 1.0), &Device::flex()));
+        let own = p4.forward(x.clone());
+        let reference = p4.convs[0].forward(p4.pool.as_ref().unwrap().forward(x.clone()));
+        assert!(largest_difference(own, reference) < 1e-6, "{height}×{width}, stride 1, no autodiff");
+        let x = Tensor::<4>::random([2, 3, height, width], Distribution::Normal(0.0, 1.0), &Device::flex());
+        let own = block.forward(x.clone());
+        let reference = block.pool.forward(block.convs[0].forward(x));
+        assert!(largest_difference(own, reference) == 0.0, "{height}×{width}, stride 2, no autodiff");
     }
 }
 

@@ -23,8 +23,42 @@ use burn::tensor::{Shape, Tensor, TensorData};
 const KERNEL: usize = 3;
 
 /// A plane's row maxima (value, column) and an output row's maxima (value, position), kept
-/// from plane to plane.
-type Scratch = (Vec<(f32, u32)>, Vec<(f32, usize)>);
+/// from plane to plane; and the row maxima alone, for a pool without positions.
+type Scratch = (Vec<(f32, u32)>, Vec<(f32, usize)>, Vec<f32>);
+
+/// The larger of two values, or a NaN: what burn-flex's max-pool gives.
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if b > a || b.is_nan() {
+        b
+    } else {
+        a
+    }
+}
+
+/// One plane's pool when no positions are kept (classifying): the same maxima as
+/// [`pool_plane`], separably, comparing values only.
+fn max_plane(plane: &[f32], width: usize, rows: &[Range<usize>], columns: &[Range<usize>], row_maxima: &mut Vec<f32>, output: &mut [f32]) {
+    let out_width = columns.len();
+    row_maxima.clear();
+    for row in plane.chunks_exact(width) {
+        for window in columns {
+            let mut best = row[window.start];
+            for &value in &row[window.start + 1..window.end] {
+                best = larger(best, value);
+            }
+            row_maxima.push(best);
+        }
+    }
+    for (output, window) in output.chunks_exact_mut(out_width).zip(rows) {
+        output.copy_from_slice(&row_maxima[window.start * out_width..(window.start + 1) * out_width]);
+        for y in window.start + 1..window.end {
+            for (out, &value) in output.iter_mut().zip(&row_maxima[y * out_width..(y + 1) * out_width]) {
+                *out = larger(*out, value);
+            }
+        }
+    }
+}
 
 #[backend_extension(Autodiff, Flex)]
 pub trait SameMaxPoolBackend: Backend {
@@ -97,9 +131,8 @@ fn windows(size: usize, stride: usize) -> Vec<Range<usize>> {
 
 /// One plane's pool, separably: first each input row's maximum over each output's columns
 /// (with its column, into `scratch.0`), then each output row's maximum over its rows (into
-/// `scratch.1`). Each output's
-/// value, and where `positions` is given, its position in the plane: the first largest in
-/// row-major order, or the last NaN, as burn-flex reports it.
+/// `scratch.1`). Each output's value, and in `positions` its position in the plane: the first
+/// largest in row-major order, or the last NaN, as burn-flex reports it (training keeps them).
 fn pool_plane(
     plane: &[f32],
     width: usize,
@@ -107,10 +140,10 @@ fn pool_plane(
     columns: &[Range<usize>],
     scratch: &mut Scratch,
     output: &mut [f32],
-    mut positions: Option<&mut [i32]>,
+    positions: &mut [i32],
 ) {
     let out_width = columns.len();
-    let (row_maxima, best) = scratch;
+    let (row_maxima, best, _) = scratch;
     row_maxima.clear();
     for row in plane.chunks_exact(width) {
         row_maxima.extend(columns.iter().map(|columns| {
@@ -139,10 +172,8 @@ fn pool_plane(
         for (out, (value, _)) in output.iter_mut().zip(best.iter()) {
             *out = *value;
         }
-        if let Some(positions) = positions.as_deref_mut() {
-            for (at, (_, position)) in positions[out_y * out_width..(out_y + 1) * out_width].iter_mut().zip(best.iter()) {
-                *at = *position as i32;
-            }
+        for (at, (_, position)) in positions[out_y * out_width..(out_y + 1) * out_width].iter_mut().zip(best.iter()) {
+            *at = *position as i32;
         }
     }
 }
@@ -160,7 +191,10 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
     let one = |scratch: &mut Scratch, (index, output): (usize, &mut [f32]), positions: Option<&mut [i32]>| {
         let plane = &input[index * plane_in..(index + 1) * plane_in];
-        pool_plane(plane, width, &rows, &columns, scratch, output, positions);
+        match positions {
+            Some(positions) => pool_plane(plane, width, &rows, &columns, scratch, output, positions),
+            None => max_plane(plane, width, &rows, &columns, &mut scratch.2, output),
+        }
     };
     #[cfg(not(target_arch = "wasm32"))]
     {

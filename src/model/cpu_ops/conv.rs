@@ -70,15 +70,16 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let bias_shape = bias.primitive().shape();
+                let bias_state = prep.checkpoint(&bias);
                 let output = Flex::conv2d(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options(padding));
-                prep.finish((x_state, weight_state, bias_shape, padding), output)
+                prep.finish((x_state, weight_state, bias_state, padding), output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+            // Nothing to differentiate: the forward pass without autodiff.
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as Stride1ConvBackend>::conv2d_stride1(
                 x.into_primitive(),
                 weight.into_primitive(),
-                Some(bias.into_primitive()),
-                options(padding),
+                bias.into_primitive(),
+                padding,
             )),
         }
     }
@@ -88,29 +89,27 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
 struct Stride1Conv;
 
 impl<B: Backend> Backward<B, 3> for Stride1Conv {
-    /// The input, the weight, the bias's shape, the padding.
-    type State = (NodeId, NodeId, Shape, usize);
+    /// The input, the weight, the bias, the padding.
+    type State = (NodeId, NodeId, NodeId, usize);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, weight_state, bias_shape, padding) = ops.state;
+        let (x_state, weight_state, bias_state, padding) = ops.state;
         let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
         let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
 
         if let Some(node) = node_x {
             let grad = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
             grads.register::<B>(node.id, grad);
         }
+        if let Some(node) = node_bias {
+            grads.register::<B>(node.id, B::conv2d_bias_backward(x.clone(), bias, grad.clone()));
+        }
         if let Some(node) = node_weight {
             let kernel = weight.shape()[2];
-            grads.register::<B>(node.id, weight_gradient::<B>(x, grad.clone(), kernel, padding));
-        }
-        if let Some(node) = node_bias {
-            // Summed over images and positions: [batch, out, h, w] → [out].
-            let [batch, channels, height, width] = grad.shape().dims();
-            let per_channel = B::float_reshape(B::float_swap_dims(grad, 0, 1), Shape::new([channels, batch * height * width]));
-            grads.register::<B>(node.id, B::float_reshape(B::float_sum_dim(per_channel, 1), bias_shape));
+            grads.register::<B>(node.id, weight_gradient::<B>(x, grad, kernel, padding));
         }
     }
 }
@@ -132,7 +131,7 @@ pub(crate) fn weight_gradient<B: Backend>(
     let [batch, channels, _, _] = x.shape().dims();
     let [_, out_channels, out_height, out_width] = grad.shape().dims();
     let per_image = channels * kernel * kernel * out_height * out_width;
-    let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch);
+    let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch.max(1));
     let mut total: Option<FloatTensor<B>> = None;
     for start in (0..batch).step_by(chunk) {
         let images = chunk.min(batch - start);
@@ -147,8 +146,12 @@ pub(crate) fn weight_gradient<B: Backend>(
             None => part,
         });
     }
-    let total = total.expect("a batch has at least one image");
-    B::float_reshape(total, Shape::new([out_channels, channels, kernel, kernel]))
+    let shape = Shape::new([out_channels, channels, kernel, kernel]);
+    match total {
+        Some(total) => B::float_reshape(total, shape),
+        // No images: no gradient.
+        None => B::float_zeros(shape, &x.device(), x.dtype().into()),
+    }
 }
 
 /// The input's shifted copies for a stride-1 `kernel`×`kernel` convolution with `padding`

@@ -23,8 +23,13 @@ use burn::tensor::{Shape, Tensor, TensorData};
 const KERNEL: usize = 3;
 
 /// A plane's row maxima (value, column) and an output row's maxima (value, position), kept
-/// from plane to plane; and the row maxima alone, for a pool without positions.
-type Scratch = (Vec<(f32, u32)>, Vec<(f32, usize)>, Vec<f32>);
+/// from plane to plane.
+type Scratch = (Vec<(f32, u32)>, Vec<(f32, usize)>);
+
+/// How many input values a group of planes pooled without positions holds, at least (one
+/// plane when planes are larger): small planes (6×6, 3×3) pooled one by one cost more in
+/// calls than in comparisons.
+const GROUP: usize = 1 << 14;
 
 /// The larger of two values, or a NaN: what burn-flex's max-pool gives.
 #[inline]
@@ -36,26 +41,109 @@ fn larger(a: f32, b: f32) -> f32 {
     }
 }
 
-/// One plane's pool when no positions are kept (classifying): the same maxima as
-/// [`pool_plane`], separably, comparing values only.
-fn max_plane(plane: &[f32], width: usize, rows: &[Range<usize>], columns: &[Range<usize>], row_maxima: &mut Vec<f32>, output: &mut [f32]) {
-    let out_width = columns.len();
-    row_maxima.clear();
-    for row in plane.chunks_exact(width) {
-        for window in columns {
-            let mut best = row[window.start];
-            for &value in &row[window.start + 1..window.end] {
-                best = larger(best, value);
+/// `into[i] = larger(into[i], from[i])` for every `i` (the slices are as long): four at a time
+/// in the wasm, with SIMD128's `f32x4.max` (which, like [`larger`], gives a NaN when either is).
+/// The wasm is built at `opt-level = "z"`, where LLVM neither vectorises loops nor always
+/// inlines an iterator's steps, hence the plain index loops here and below.
+#[inline]
+fn max_into(into: &mut [f32], from: &[f32]) {
+    assert_eq!(into.len(), from.len());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let done = {
+        use core::arch::wasm32::{f32x4_max, v128, v128_load, v128_store};
+        let whole = into.len() / 4 * 4;
+        let (to, from) = (into.as_mut_ptr(), from.as_ptr());
+        let mut at = 0;
+        while at < whole {
+            // SAFETY: `at + 4 <= whole <= len` of both slices (asserted equal above);
+            // `v128_load` and `v128_store` take unaligned addresses.
+            unsafe {
+                let larger = f32x4_max(v128_load(to.add(at).cast::<v128>()), v128_load(from.add(at).cast::<v128>()));
+                v128_store(to.add(at).cast::<v128>(), larger);
             }
-            row_maxima.push(best);
+            at += 4;
+        }
+        whole
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let done = 0;
+    for at in done..into.len() {
+        into[at] = larger(into[at], from[at]);
+    }
+}
+
+/// The pool of whole planes (`[height, width]` each, back to back in `planes`) when no
+/// positions are kept (classifying): the same maxima as [`pool_plane`], comparing values only,
+/// over all the planes at once (their windows' maxima as whole-slice [`max_into`]s, then the
+/// values next to a plane's or a row's edge worked out again).
+fn max_planes(
+    planes: &[f32],
+    [height, width]: [usize; 2],
+    stride: usize,
+    rows: &[Range<usize>],
+    columns: &[Range<usize>],
+    output: &mut [f32],
+) {
+    let size = planes.len();
+    if stride == 1 {
+        // Each value's maximum over its rows y − 1, y, y + 1: all planes against themselves
+        // shifted by a row; then each plane's first and last rows again (the shift crossed
+        // into the planes beside them).
+        let mut maxima = planes.to_vec();
+        if height > 1 {
+            max_into(&mut maxima[width..], &planes[..size - width]);
+            max_into(&mut maxima[..size - width], &planes[width..]);
+            for plane in 0..size / (height * width) {
+                let (first, last) = (plane * height * width, ((plane + 1) * height - 1) * width);
+                maxima[first..first + width].copy_from_slice(&planes[first..first + width]);
+                max_into(&mut maxima[first..first + width], &planes[first + width..first + 2 * width]);
+                maxima[last..last + width].copy_from_slice(&planes[last..last + width]);
+                max_into(&mut maxima[last..last + width], &planes[last - width..last]);
+            }
+        }
+        // Then over its columns x − 1, x, x + 1, and each row's two ends again.
+        output.copy_from_slice(&maxima);
+        if width > 1 {
+            max_into(&mut output[..size - 1], &maxima[1..]);
+            max_into(&mut output[1..], &maxima[..size - 1]);
+            for row in 0..size / width {
+                let (start, end) = (row * width, (row + 1) * width - 1);
+                output[start] = larger(maxima[start], maxima[start + 1]);
+                output[end] = larger(maxima[end - 1], maxima[end]);
+            }
+        }
+        return;
+    }
+    // [planes · out_height, width]: each output row's maximum over its input rows.
+    let mut maxima = Vec::with_capacity(size / height * rows.len());
+    for plane in 0..size / (height * width) {
+        for window in rows {
+            let (start, first) = (maxima.len(), (plane * height + window.start) * width);
+            maxima.extend_from_slice(&planes[first..first + width]);
+            for y in window.start + 1..window.end {
+                let row = (plane * height + y) * width;
+                max_into(&mut maxima[start..], &planes[row..row + width]);
+            }
         }
     }
-    for (output, window) in output.chunks_exact_mut(out_width).zip(rows) {
-        output.copy_from_slice(&row_maxima[window.start * out_width..(window.start + 1) * out_width]);
-        for y in window.start + 1..window.end {
-            for (out, &value) in output.iter_mut().zip(&row_maxima[y * out_width..(y + 1) * out_width]) {
-                *out = larger(*out, value);
-            }
+    // Then over each output's columns: a window of three is x, x + 1, x + 2 from its start,
+    // the maximum of all rows shifted by none, one and two; a window at a row's end is shorter.
+    let mut threes = maxima.clone();
+    let count = maxima.len();
+    if count > 2 {
+        max_into(&mut threes[..count - 1], &maxima[1..]);
+        max_into(&mut threes[..count - 2], &maxima[2..]);
+    }
+    let out_width = columns.len();
+    for row in 0..count / width {
+        let (input, first_output) = (row * width, row * out_width);
+        for x in 0..out_width {
+            let Range { start, end } = columns[x];
+            output[first_output + x] = if end - start == KERNEL {
+                threes[input + start]
+            } else {
+                maxima[input + start + 1..input + end].iter().fold(maxima[input + start], |best, &value| larger(best, value))
+            };
         }
     }
 }
@@ -143,7 +231,7 @@ fn pool_plane(
     positions: &mut [i32],
 ) {
     let out_width = columns.len();
-    let (row_maxima, best, _) = scratch;
+    let (row_maxima, best) = scratch;
     row_maxima.clear();
     for row in plane.chunks_exact(width) {
         row_maxima.extend(columns.iter().map(|columns| {
@@ -179,7 +267,8 @@ fn pool_plane(
 }
 
 /// The pool of every plane of `x` (`[batch, channels, height, width]`, f32), on every core
-/// natively (each plane on its own), and each output's position when `with_positions`.
+/// natively, and each output's position when `with_positions` (each plane on its own; without
+/// positions, groups of planes).
 fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Option<IntTensor<Flex>>) {
     let x = x.to_contiguous();
     let [batch, channels, height, width] = x.shape().dims();
@@ -189,31 +278,34 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     let input = &x.storage::<f32>()[start..start + batch * channels * plane_in];
     let mut output = vec![0.0f32; batch * channels * plane_out];
     let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
-    let one = |scratch: &mut Scratch, (index, output): (usize, &mut [f32]), positions: Option<&mut [i32]>| {
+    let one = |scratch: &mut Scratch, (index, output): (usize, &mut [f32]), positions: &mut [i32]| {
         let plane = &input[index * plane_in..(index + 1) * plane_in];
-        match positions {
-            Some(positions) => pool_plane(plane, width, &rows, &columns, scratch, output, positions),
-            None => max_plane(plane, width, &rows, &columns, &mut scratch.2, output),
-        }
+        pool_plane(plane, width, &rows, &columns, scratch, output, positions);
     };
+    // Without positions, groups of whole planes: one group in the wasm.
+    let planes = if cfg!(target_arch = "wasm32") { batch * channels } else { GROUP.div_ceil(plane_in.max(1)) }.max(1);
+    let group = |(output, planes): (&mut [f32], &[f32])| max_planes(planes, [height, width], stride, &rows, &columns, output);
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        let outputs = output.par_chunks_mut(plane_out).enumerate();
         match with_positions {
-            true => outputs
+            true => output
+                .par_chunks_mut(plane_out)
+                .enumerate()
                 .zip(positions.par_chunks_mut(plane_out))
-                .for_each_init(Scratch::default, |scratch, (plane, at)| one(scratch, plane, Some(at))),
-            false => outputs.for_each_init(Scratch::default, |scratch, plane| one(scratch, plane, None)),
+                .for_each_init(Scratch::default, |scratch, (plane, at)| one(scratch, plane, at)),
+            false => output.par_chunks_mut(planes * plane_out).zip(input.par_chunks(planes * plane_in)).for_each(group),
         }
     }
     #[cfg(target_arch = "wasm32")]
     {
-        let mut scratch = Scratch::default();
-        let outputs = output.chunks_mut(plane_out).enumerate();
         match with_positions {
-            true => outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(&mut scratch, plane, Some(at))),
-            false => outputs.for_each(|plane| one(&mut scratch, plane, None)),
+            true => {
+                let mut scratch = Scratch::default();
+                let outputs = output.chunks_mut(plane_out).enumerate();
+                outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(&mut scratch, plane, at));
+            }
+            false => output.chunks_mut(planes * plane_out).zip(input.chunks(planes * plane_in)).for_each(group),
         }
     }
     let shape = Shape::new([batch, channels, rows.len(), columns.len()]);

@@ -248,7 +248,7 @@ fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
     let block = ConvPoolBlockConfig::new(vec![ConvReluConfig::new(3, 6, 1)]).init(&device);
     let p4 = &InceptionConfig::new(6, 1, [1, 1], [1, 1], 2).init(&device).branches[3];
     let p4_pool = p4.pool.as_ref().unwrap();
-    for [height, width] in [[12usize, 12], [7, 9], [48, 48], [1, 1]] {
+    for [height, width] in [[12usize, 12], [7, 9], [48, 48], [5, 2], [2, 1], [1, 1]] {
         let input = Tensor::<4>::random([2, 3, height, width], Distribution::Default, &device).require_grad();
         let upstream = Tensor::<4>::random([2, 6, height.div_ceil(2), width.div_ceil(2)], Distribution::Default, &device);
         let own = block.forward(input.clone());
@@ -295,7 +295,7 @@ fn one_image_convolutions_are_conv2d() {
     use googlenet_web::model::ConvReluConfig;
     let device = Device::flex();
     device.seed(17);
-    for kernel in [1, 3] {
+    for kernel in [1, 3, 5] {
         // 16 outputs for the 1×1 image, so that not all of them are cut by the ReLU.
         for [batch, cin, cout, side] in [[1, 64, 192, 24], [1, 5, 7, 3], [1, 4, 16, 1], [2, 5, 7, 6]] {
             let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);

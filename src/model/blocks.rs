@@ -68,7 +68,7 @@ impl ConvRelu {
         if self.is_pointwise() && on_cpu(&input.device()) {
             return self.forward_columns(Columns::of(input));
         }
-        if let (Some(padding), Some(bias)) = (self.stride1_padding(), &self.conv.bias) {
+        if let (Some(padding), Some(bias)) = (self.stride1_padding(input.dims()[0]), &self.conv.bias) {
             if on_cpu(&input.device()) {
                 return relu(conv2d_stride1(input, self.conv.weight.val(), bias.val(), padding));
             }
@@ -76,14 +76,19 @@ impl ConvRelu {
         relu(self.conv.forward(input))
     }
 
-    /// The padding of a 3×3 stride-1 'same' convolution, which the CPU device runs as
-    /// [`conv2d_stride1`] for its faster weight gradient. The 5×5 ones keep `Conv2d`: with 25
+    /// The padding of a stride-1 'same' convolution that the CPU device runs as
+    /// [`conv2d_stride1`]: the 3×3 ones, for their faster weight gradient, and the 5×5 ones for
+    /// one image (classifying), as one matrix product. A batch's 5×5 ones keep `Conv2d`: with 25
     /// shifted copies of small inputs (12×12 and less) the copies cost more than the product
     /// saves (BENCHMARKS.md).
-    fn stride1_padding(&self) -> Option<usize> {
+    fn stride1_padding(&self, batch: usize) -> Option<usize> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
         let plain = same && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1;
-        (plain && self.conv.kernel_size == [3, 3]).then_some(1)
+        match self.conv.kernel_size {
+            [3, 3] if plain => Some(1),
+            [5, 5] if plain && batch == 1 => Some(2),
+            _ => None,
+        }
     }
 
     /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU

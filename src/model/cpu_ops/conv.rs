@@ -18,10 +18,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{Shape, Slice, Tensor};
+use burn::tensor::{Shape, Slice, Tensor, TensorData};
 
 /// How many floats the shifted copies of one batch chunk may take (32 MB).
 const COLUMNS_LIMIT: usize = 8 << 20;
@@ -49,7 +49,7 @@ impl Stride1ConvBackend for Flex {
         padding: usize,
     ) -> FloatTensor<Self> {
         match x.shape()[0] {
-            1 => one_image::<Flex>(x, weight, bias, padding),
+            1 => one_image(x, weight, bias, padding),
             _ => Flex::conv2d(x, weight, Some(bias), options(padding)),
         }
     }
@@ -200,19 +200,45 @@ fn columns<B: Backend>(x: FloatTensor<B>, kernel: usize, padding: usize) -> Floa
 
 /// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`:
 /// Burn's convolution reorders the whole weight and the input on every call, which a single
-/// image (classifying) does not amortise.
+/// image (classifying) does not amortise. The shifted copies are made directly, a run of a row
+/// at a time (a slice-and-concatenate, as [`columns`] does for a batch, copied each element
+/// through a strided view).
 ///
 /// # Shapes
 /// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
 /// - output: `[1, out, out_height, out_width]`
-fn one_image<B: Backend>(x: FloatTensor<B>, weight: FloatTensor<B>, bias: FloatTensor<B>, padding: usize) -> FloatTensor<B> {
-    let [_, _, height, width] = x.shape().dims();
-    let [out_channels, channels, kernel, _] = weight.shape().dims();
+fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, padding: usize) -> FloatTensor<Flex> {
+    let [_, channels, height, width] = x.shape().dims();
+    let [out_channels, _, kernel, _] = weight.shape().dims();
     let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    let weight = B::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));
-    let output = B::float_matmul(weight, columns::<B>(x, kernel, padding));
-    let output = B::float_add(output, B::float_reshape(bias, Shape::new([out_channels, 1])));
-    B::float_reshape(output, Shape::new([1, out_channels, out_height, out_width]))
+    let x = x.to_contiguous();
+    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
+    let input = &x.storage::<f32>()[start..start + channels * height * width];
+    // Row (in, dy, dx): the input shifted by (dy − padding, dx − padding), zero outside it.
+    let positions = out_height * out_width;
+    let mut columns = vec![0.0f32; channels * kernel * kernel * positions];
+    for (row, shifted) in columns.chunks_exact_mut(positions).enumerate() {
+        let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
+        let plane = &input[channel * height * width..(channel + 1) * height * width];
+        // Output columns whose input column x + dx − padding lies inside the input.
+        let (first, end) = (padding.saturating_sub(dx), (width + padding).saturating_sub(dx).min(out_width));
+        if first >= end {
+            continue;
+        }
+        for (y, shifted) in shifted.chunks_exact_mut(out_width).enumerate() {
+            let Some(source) = (y + dy).checked_sub(padding).filter(|&source| source < height) else {
+                continue;
+            };
+            let source = &plane[source * width + first + dx - padding..source * width + end + dx - padding];
+            shifted[first..end].copy_from_slice(source);
+        }
+    }
+    let device = x.device();
+    let columns = Flex::float_from_data(TensorData::new(columns, [channels * kernel * kernel, positions]), &device);
+    let weight = Flex::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));
+    let output = Flex::float_matmul(weight, columns);
+    let output = Flex::float_add(output, Flex::float_reshape(bias, Shape::new([out_channels, 1])));
+    Flex::float_reshape(output, Shape::new([1, out_channels, out_height, out_width]))
 }
 
 /// A stride-1 convolution with `padding` on every side and a bias, on the CPU device (with or

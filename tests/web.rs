@@ -4,7 +4,7 @@
 
 mod common;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use googlenet_web::architecture::Architecture;
 use googlenet_web::data::{images_to_input, labels_to_tensor, parse_idx};
 use googlenet_web::engine::{self, Backend, BackendPreference, Engine};
@@ -108,6 +108,41 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!((losses[0] - 10f32.ln()).abs() < 0.3, "starts near ln 10: {losses:?}");
     assert!(losses[5] < losses[0] - 0.05, "loss falls: {losses:?}");
+}
+
+/// In the wasm the CPU device's own layers run SIMD128 code (natively, plain loops): classifying's
+/// max-pools, stride 2 and 1, and one image's 3×3 and 5×5 convolutions must give Burn's
+/// `MaxPool2d` and `Conv2d` outputs here too.
+#[wasm_bindgen_test]
+async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
+    use burn::module::Param;
+    use burn::tensor::activation::relu;
+    use burn::tensor::Distribution;
+    use googlenet_web::model::{ConvPoolBlockConfig, ConvReluConfig, InceptionConfig};
+    let device = Device::flex();
+    device.seed(19);
+    async fn largest_difference(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).abs().max().into_scalar_async::<f32>().await.expect("read back")
+    }
+    let block = ConvPoolBlockConfig::new(vec![ConvReluConfig::new(3, 6, 1)]).init(&device);
+    let p4 = InceptionConfig::new(6, 1, [1, 1], [1, 1], 2).init(&device).branches.swap_remove(3);
+    let p4_pool = p4.pool.clone().expect("p4 starts with a pool");
+    for [height, width] in [[12usize, 12], [7, 9], [48, 48], [5, 2], [2, 1], [1, 1]] {
+        let x = Tensor::<4>::random([2, 3, height, width], Distribution::Normal(0.0, 1.0), &device);
+        let reference = block.pool.forward(block.convs[0].forward(x.clone()));
+        assert_eq!(largest_difference(block.forward(x), reference).await, 0.0, "{height}×{width}, stride 2");
+        let x = relu(Tensor::<4>::random([2, 6, height, width], Distribution::Normal(0.0, 1.0), &device));
+        let reference = p4.convs[0].forward(p4_pool.forward(x.clone()));
+        assert!(largest_difference(p4.forward(x), reference).await < 1e-6, "{height}×{width}, stride 1");
+    }
+    for (kernel, [cin, cout, side]) in [(3, [64, 192, 24]), (3, [5, 7, 3]), (5, [16, 32, 12]), (5, [4, 16, 1])] {
+        let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+        layer.conv.bias = Some(Param::from_tensor(Tensor::random([cout], Distribution::Uniform(-0.5, 0.5), &device)));
+        let input = Tensor::<4>::random([1, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
+        let error = largest_difference(layer.forward(input.clone()), relu(layer.conv.forward(input))).await;
+        assert!(error < 1e-4, "{kernel}×{kernel}, {cin} → {cout} at {side}×{side}: largest difference {error}");
+    }
 }
 
 /// Drawing reads where the pointer is to the fraction of a pixel, as the browser reports it

@@ -283,7 +283,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
         pool_plane(plane, width, &rows, &columns, scratch, output, positions);
     };
     // Without positions, groups of whole planes: one group in the wasm.
-    let planes = if cfg!(target_arch = "wasm32") { batch * channels } else { GROUP.div_ceil(plane_in.max(1)) }.max(1);
+    let per_group = if cfg!(target_arch = "wasm32") { batch * channels } else { GROUP.div_ceil(plane_in.max(1)) }.max(1);
     let group = |(output, planes): (&mut [f32], &[f32])| max_planes(planes, [height, width], stride, &rows, &columns, output);
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -294,7 +294,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
                 .enumerate()
                 .zip(positions.par_chunks_mut(plane_out))
                 .for_each_init(Scratch::default, |scratch, (plane, at)| one(scratch, plane, at)),
-            false => output.par_chunks_mut(planes * plane_out).zip(input.par_chunks(planes * plane_in)).for_each(group),
+            false => output.par_chunks_mut(per_group * plane_out).zip(input.par_chunks(per_group * plane_in)).for_each(group),
         }
     }
     #[cfg(target_arch = "wasm32")]
@@ -305,7 +305,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
                 let outputs = output.chunks_mut(plane_out).enumerate();
                 outputs.zip(positions.chunks_mut(plane_out)).for_each(|(plane, at)| one(&mut scratch, plane, at));
             }
-            false => output.chunks_mut(planes * plane_out).zip(input.chunks(planes * plane_in)).for_each(group),
+            false => output.chunks_mut(per_group * plane_out).zip(input.chunks(per_group * plane_in)).for_each(group),
         }
     }
     let shape = Shape::new([batch, channels, rows.len(), columns.len()]);

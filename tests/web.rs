@@ -110,9 +110,9 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
     assert!(losses[5] < losses[0] - 0.05, "loss falls: {losses:?}");
 }
 
-/// In the wasm the CPU device's own layers run SIMD128 code (natively, plain loops): classifying's
-/// max-pools, stride 2 and 1, and one image's 3×3 and 5×5 convolutions must give Burn's
-/// `MaxPool2d` and `Conv2d` outputs here too.
+/// In the wasm the CPU device's own layers run SIMD128 code (natively, SSE2 or plain loops): the
+/// max-pools, stride 2 and 1, classifying and training (with their input gradients), and one
+/// image's 3×3 and 5×5 convolutions must give Burn's `MaxPool2d` and `Conv2d` here too.
 #[wasm_bindgen_test]
 async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     use burn::module::Param;
@@ -135,6 +135,28 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
         let x = relu(Tensor::<4>::random([2, 6, height, width], Distribution::Normal(0.0, 1.0), &device));
         let reference = p4.convs[0].forward(p4_pool.forward(x.clone()));
         assert!(largest_difference(p4.forward(x), reference).await < 1e-6, "{height}×{width}, stride 1");
+    }
+    // Training's pool keeps each maximum's position: the input gradients must be MaxPool2d's,
+    // with ties (a ReLU's zeros) sent to the same one of them.
+    let training = Device::flex().autodiff();
+    let block = ConvPoolBlockConfig::new(vec![ConvReluConfig::new(3, 6, 1)]).init(&training);
+    let p4 = InceptionConfig::new(6, 1, [1, 1], [1, 1], 2).init(&training).branches.swap_remove(3);
+    let p4_pool = p4.pool.clone().expect("p4 starts with a pool");
+    for [height, width] in [[12usize, 12], [7, 9], [48, 48], [5, 2], [1, 1]] {
+        let x = Tensor::<4>::random([2, 3, height, width], Distribution::Normal(0.0, 1.0), &training).require_grad();
+        let upstream = Tensor::<4>::random([2, 6, height.div_ceil(2), width.div_ceil(2)], Distribution::Default, &training);
+        let (own, reference) = (block.forward(x.clone()), block.pool.forward(block.convs[0].forward(x.clone())));
+        let (mut own, mut reference) = ((own * upstream.clone()).sum().backward(), (reference * upstream).sum().backward());
+        let grads = (x.grad_remove(&mut own).unwrap(), x.grad_remove(&mut reference).unwrap());
+        let error = largest_difference(grads.0, grads.1).await;
+        assert!(error < 1e-6, "{height}×{width}, stride 2, training: input gradient {error}");
+        let x = relu(Tensor::<4>::random([2, 6, height, width], Distribution::Normal(0.0, 1.0), &training)).require_grad();
+        let upstream = Tensor::<4>::random([2, 2, height, width], Distribution::Default, &training);
+        let (own, reference) = (p4.forward(x.clone()), p4.convs[0].forward(p4_pool.forward(x.clone())));
+        let (mut own, mut reference) = ((own * upstream.clone()).sum().backward(), (reference * upstream).sum().backward());
+        let grads = (x.grad_remove(&mut own).unwrap(), x.grad_remove(&mut reference).unwrap());
+        let error = largest_difference(grads.0, grads.1).await;
+        assert!(error < 1e-5, "{height}×{width}, stride 1, training: input gradient {error}");
     }
     for (kernel, [cin, cout, side]) in [(3, [64, 192, 24]), (3, [5, 7, 3]), (5, [16, 32, 12]), (5, [4, 16, 1])] {
         let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);

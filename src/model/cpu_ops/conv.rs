@@ -88,121 +88,116 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
 #[derive(Debug)]
 struct Stride1Conv;
 
-impl<B: Backend> Backward<B, 3> for Stride1Conv {
+impl Backward<Flex, 3> for Stride1Conv {
     /// The input, the weight, the bias, the padding.
     type State = (NodeId, NodeId, NodeId, usize);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
+        let grad = grads.consume::<Flex>(&ops.node);
         let (x_state, weight_state, bias_state, padding) = ops.state;
-        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
-        let bias = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(bias_state);
+        let x = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(bias_state);
 
         if let Some(node) = node_x {
-            let grad = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
-            grads.register::<B>(node.id, grad);
+            let grad = Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding));
+            grads.register::<Flex>(node.id, grad);
         }
         if let Some(node) = node_bias {
-            grads.register::<B>(node.id, B::conv2d_bias_backward(x.clone(), bias, grad.clone()));
+            grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x.clone(), bias, grad.clone()));
         }
         if let Some(node) = node_weight {
             let kernel = weight.shape()[2];
-            grads.register::<B>(node.id, weight_gradient::<B>(x, grad, kernel, padding));
+            grads.register::<Flex>(node.id, weight_gradient(x, grad, kernel, padding));
         }
     }
 }
 
 /// The weight gradient of a stride-1 convolution with a `kernel`×`kernel` kernel and `padding`:
 /// `Σ over images and positions of grad[out] · x[in] shifted by the kernel offset`, as matrix
-/// products of the output gradient with the input's [`columns`], a few images at a time.
+/// products of the output gradient with the input's [`shifted_copies`], a few images at a time.
 ///
 /// # Shapes
 /// - x: `[batch, in, height, width]`
 /// - grad: `[batch, out, out_height, out_width]`
 /// - output: `[out, in, kernel, kernel]`
-pub(crate) fn weight_gradient<B: Backend>(
-    x: FloatTensor<B>,
-    grad: FloatTensor<B>,
-    kernel: usize,
-    padding: usize,
-) -> FloatTensor<B> {
-    let [batch, channels, _, _] = x.shape().dims();
+pub(crate) fn weight_gradient(x: FloatTensor<Flex>, grad: FloatTensor<Flex>, kernel: usize, padding: usize) -> FloatTensor<Flex> {
+    let [batch, channels, height, width] = x.shape().dims();
     let [_, out_channels, out_height, out_width] = grad.shape().dims();
     let per_image = channels * kernel * kernel * out_height * out_width;
     let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch.max(1));
-    let mut total: Option<FloatTensor<B>> = None;
-    for start in (0..batch).step_by(chunk) {
-        let images = chunk.min(batch - start);
-        let x = B::float_slice(x.clone(), &[Slice::from(start..start + images)]);
-        let columns = columns::<B>(x, kernel, padding);
-        let grad = B::float_slice(grad.clone(), &[Slice::from(start..start + images)]);
+    let x = x.to_contiguous();
+    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
+    let input = &x.storage::<f32>()[start..start + batch * channels * height * width];
+    let device = x.device();
+    let mut total: Option<FloatTensor<Flex>> = None;
+    for first in (0..batch).step_by(chunk) {
+        let images = chunk.min(batch - first);
+        let image = channels * height * width;
+        let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
         let positions = images * out_height * out_width;
-        let grad = B::float_reshape(B::float_swap_dims(grad, 0, 1), Shape::new([out_channels, positions]));
-        let part = B::float_matmul(grad, B::float_transpose(columns));
+        let columns = Flex::float_from_data(TensorData::new(copies, [channels * kernel * kernel, positions]), &device);
+        let grad = Flex::float_slice(grad.clone(), &[Slice::from(first..first + images)]);
+        let grad = Flex::float_reshape(Flex::float_swap_dims(grad, 0, 1), Shape::new([out_channels, positions]));
+        let part = Flex::float_matmul(grad, Flex::float_transpose(columns));
         total = Some(match total {
-            Some(total) => B::float_add(total, part),
+            Some(total) => Flex::float_add(total, part),
             None => part,
         });
     }
     let shape = Shape::new([out_channels, channels, kernel, kernel]);
     match total {
-        Some(total) => B::float_reshape(total, shape),
+        Some(total) => Flex::float_reshape(total, shape),
         // No images: no gradient.
-        None => B::float_zeros(shape, &x.device(), x.dtype().into()),
+        None => Flex::float_zeros(shape, &device, x.dtype().into()),
     }
 }
 
 /// The input's shifted copies for a stride-1 `kernel`×`kernel` convolution with `padding`
 /// (im2col): row `(in, dy, dx)` holds, for every image and output position, the input at that
-/// position shifted by `(dy, dx)`, zero in the padding.
+/// position shifted by `(dy − padding, dx − padding)`, zero outside it. Made directly, a run of
+/// a row at a time (rows of copies on every core natively): Burn's slices of a padded copy,
+/// concatenated, went through a strided copy of every element.
 ///
 /// # Shapes
-/// - x: `[images, in, height, width]`
+/// - input: `[images, in, height, width]`, contiguous
 /// - output: `[in·kernel·kernel, images·out_height·out_width]`
-fn columns<B: Backend>(x: FloatTensor<B>, kernel: usize, padding: usize) -> FloatTensor<B> {
-    let [images, channels, height, width] = x.shape().dims();
+fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], kernel: usize, padding: usize) -> Vec<f32> {
     let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    // [images, in, height + 2·padding, width + 2·padding]
-    let padded = match padding {
-        0 => x,
-        _ => {
-            let shape = Shape::new([images, channels, height + 2 * padding, width + 2 * padding]);
-            let zeros = B::float_zeros(shape, &x.device(), x.dtype().into());
-            let inside = [
-                Slice::from(..),
-                Slice::from(..),
-                Slice::from(padding..padding + height),
-                Slice::from(padding..padding + width),
-            ];
-            B::float_slice_assign(zeros, &inside, x)
+    let positions = out_height * out_width;
+    let mut columns = vec![0.0f32; channels * kernel * kernel * images * positions];
+    let one_row = |(row, copies): (usize, &mut [f32])| {
+        let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
+        // Output columns whose input column x + dx − padding lies inside the input.
+        let (first, end) = (padding.saturating_sub(dx), (width + padding).saturating_sub(dx).min(out_width));
+        if first >= end {
+            return;
+        }
+        for (image, shifted) in copies.chunks_exact_mut(positions).enumerate() {
+            let plane = &input[(image * channels + channel) * height * width..(image * channels + channel + 1) * height * width];
+            for (y, shifted) in shifted.chunks_exact_mut(out_width).enumerate() {
+                let Some(source) = (y + dy).checked_sub(padding).filter(|&source| source < height) else {
+                    continue;
+                };
+                let source = &plane[source * width + first + dx - padding..source * width + end + dx - padding];
+                shifted[first..end].copy_from_slice(source);
+            }
         }
     };
-    // [in, images, …]: each kernel offset's window is then one slice, and the windows side by
-    // side are [in, kernel·kernel·images, out_height, out_width].
-    let padded = B::float_swap_dims(padded, 0, 1);
-    let windows = (0..kernel * kernel)
-        .map(|offset| {
-            let (dy, dx) = (offset / kernel, offset % kernel);
-            let window = [
-                Slice::from(..),
-                Slice::from(..),
-                Slice::from(dy..dy + out_height),
-                Slice::from(dx..dx + out_width),
-            ];
-            B::float_slice(padded.clone(), &window)
-        })
-        .collect();
-    let positions = images * out_height * out_width;
-    B::float_reshape(B::float_cat(windows, 1), Shape::new([channels * kernel * kernel, positions]))
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        columns.par_chunks_mut(images * positions).enumerate().for_each(one_row);
+    }
+    #[cfg(target_arch = "wasm32")]
+    columns.chunks_mut(images * positions).enumerate().for_each(one_row);
+    columns
 }
 
 /// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`:
 /// Burn's convolution reorders the whole weight and the input on every call, which a single
-/// image (classifying) does not amortise. The shifted copies are made directly, a run of a row
-/// at a time (a slice-and-concatenate, as [`columns`] does for a batch, copied each element
-/// through a strided view).
+/// image (classifying) does not amortise. The columns are its [`shifted_copies`].
 ///
 /// # Shapes
 /// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
@@ -214,25 +209,8 @@ fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<
     let x = x.to_contiguous();
     let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
     let input = &x.storage::<f32>()[start..start + channels * height * width];
-    // Row (in, dy, dx): the input shifted by (dy − padding, dx − padding), zero outside it.
+    let columns = shifted_copies(input, [1, channels, height, width], kernel, padding);
     let positions = out_height * out_width;
-    let mut columns = vec![0.0f32; channels * kernel * kernel * positions];
-    for (row, shifted) in columns.chunks_exact_mut(positions).enumerate() {
-        let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
-        let plane = &input[channel * height * width..(channel + 1) * height * width];
-        // Output columns whose input column x + dx − padding lies inside the input.
-        let (first, end) = (padding.saturating_sub(dx), (width + padding).saturating_sub(dx).min(out_width));
-        if first >= end {
-            continue;
-        }
-        for (y, shifted) in shifted.chunks_exact_mut(out_width).enumerate() {
-            let Some(source) = (y + dy).checked_sub(padding).filter(|&source| source < height) else {
-                continue;
-            };
-            let source = &plane[source * width + first + dx - padding..source * width + end + dx - padding];
-            shifted[first..end].copy_from_slice(source);
-        }
-    }
     let device = x.device();
     let columns = Flex::float_from_data(TensorData::new(columns, [channels * kernel * kernel, positions]), &device);
     let weight = Flex::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));

@@ -8,10 +8,13 @@
 //! `[out, batch·height·width]` with the input's shifted copies `[in·k·k, batch·height·width]`,
 //! made for a few images at a time so the copies stay small.
 //!
+//! The forward pass is the same im2col form (`weight · columns`, a few images at a time), where
+//! burn-flex's convolution reorders the whole input to channels-last on one core first.
+//!
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step; the
-//! forward pass and the input's gradient are Burn's own. Only the CPU backend has it: WebGPU
-//! keeps `Conv2d`. It works for any odd kernel; the model uses it for the 3×3 ones, where it
-//! measured faster (`ConvRelu`).
+//! input's gradient is Burn's own. Only the CPU backend has it: WebGPU keeps `Conv2d`. It works
+//! for any odd kernel; the model uses it for the 3×3 ones, where it measured faster
+//! (`ConvRelu`), and for one image's 5×5 ones.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -50,7 +53,7 @@ impl Stride1ConvBackend for Flex {
     ) -> FloatTensor<Self> {
         match x.shape()[0] {
             1 => one_image(x, weight, bias, padding),
-            _ => Flex::conv2d(x, weight, Some(bias), options(padding)),
+            _ => images(x, weight, bias, padding),
         }
     }
 }
@@ -71,7 +74,7 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
                 let bias_state = prep.checkpoint(&bias);
-                let output = Flex::conv2d(x.into_primitive(), weight.into_primitive(), Some(bias.into_primitive()), options(padding));
+                let output = <Flex as Stride1ConvBackend>::conv2d_stride1(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), padding);
                 prep.finish((x_state, weight_state, bias_state, padding), output)
             }
             // Nothing to differentiate: the forward pass without autodiff.
@@ -193,6 +196,56 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
     #[cfg(target_arch = "wasm32")]
     columns.chunks_mut(images * positions).enumerate().for_each(one_row);
     columns
+}
+
+/// A batch's stride-1 convolution as matrix products, a few images at a time: `weight [out,
+/// in·k·k] · shifted copies [in·k·k, images·positions]`, then each image's outputs (plus the
+/// bias) copied to their place. burn-flex's convolution first reorders the whole input to
+/// channels-last on one core, and writes each output value apart.
+///
+/// # Shapes
+/// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[batch, out, out_height, out_width]`
+fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, padding: usize) -> FloatTensor<Flex> {
+    let [batch, channels, height, width] = x.shape().dims();
+    let [out_channels, _, kernel, _] = weight.shape().dims();
+    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
+    let (image, positions, rows) = (channels * height * width, out_height * out_width, channels * kernel * kernel);
+    let x = x.to_contiguous();
+    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
+    let input = &x.storage::<f32>()[start..start + batch * image];
+    let bias = bias.to_contiguous();
+    let (start, _) = bias.layout().contiguous_offsets().expect("made contiguous above");
+    let bias = &bias.storage::<f32>()[start..start + out_channels];
+    let device = x.device();
+    let weight = Flex::float_reshape(weight, Shape::new([out_channels, rows]));
+    let chunk = (COLUMNS_LIMIT / (rows * positions).max(1)).clamp(1, batch.max(1));
+    let mut output = vec![0.0f32; batch * out_channels * positions];
+    for (first, outputs) in (0..batch).step_by(chunk).zip(output.chunks_mut(chunk * out_channels * positions)) {
+        let images = chunk.min(batch - first);
+        let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
+        let columns = Flex::float_from_data(TensorData::new(copies, [rows, images * positions]), &device);
+        // [out, images·positions]
+        let product = Flex::float_matmul(weight.clone(), columns).to_contiguous();
+        let (start, _) = product.layout().contiguous_offsets().expect("made contiguous above");
+        let product = &product.storage::<f32>()[start..start + out_channels * images * positions];
+        // Run (image, out) of the output is run (out, image) of the product.
+        let place = |(run, into): (usize, &mut [f32])| {
+            let (image, out) = (run / out_channels, run % out_channels);
+            let from = &product[(out * images + image) * positions..(out * images + image + 1) * positions];
+            for (into, &value) in into.iter_mut().zip(from) {
+                *into = value + bias[out];
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            outputs.par_chunks_mut(positions).enumerate().for_each(place);
+        }
+        #[cfg(target_arch = "wasm32")]
+        outputs.chunks_mut(positions).enumerate().for_each(place);
+    }
+    Flex::float_from_data(TensorData::new(output, [batch, out_channels, out_height, out_width]), &device)
 }
 
 /// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`:

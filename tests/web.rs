@@ -111,8 +111,9 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
 }
 
 /// In the wasm the CPU device's own layers run SIMD128 code (natively, SSE2 or plain loops): the
-/// max-pools, stride 2 and 1, classifying and training (with their input gradients), and one
-/// image's 3×3 and 5×5 convolutions must give Burn's `MaxPool2d` and `Conv2d` here too.
+/// max-pools, stride 2 and 1, classifying and training (with their input gradients), one
+/// image's 3×3 and 5×5 convolutions and a batch's 3×3 ones must give Burn's `MaxPool2d` and
+/// `Conv2d` here too.
 #[wasm_bindgen_test]
 async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     use burn::module::Param;
@@ -158,12 +159,13 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
         let error = largest_difference(grads.0, grads.1).await;
         assert!(error < 1e-5, "{height}×{width}, stride 1, training: input gradient {error}");
     }
-    for (kernel, [cin, cout, side]) in [(3, [64, 192, 24]), (3, [5, 7, 3]), (5, [16, 32, 12]), (5, [4, 16, 1])] {
+    // One image, and a batch (the training workers' forward pass).
+    for (kernel, [images, cin, cout, side]) in [(3, [1, 64, 192, 24]), (3, [1, 5, 7, 3]), (3, [3, 5, 7, 6]), (5, [1, 16, 32, 12]), (5, [1, 4, 16, 1])] {
         let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
         layer.conv.bias = Some(Param::from_tensor(Tensor::random([cout], Distribution::Uniform(-0.5, 0.5), &device)));
-        let input = Tensor::<4>::random([1, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
+        let input = Tensor::<4>::random([images, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
         let error = largest_difference(layer.forward(input.clone()), relu(layer.conv.forward(input))).await;
-        assert!(error < 1e-4, "{kernel}×{kernel}, {cin} → {cout} at {side}×{side}: largest difference {error}");
+        assert!(error < 1e-4, "{kernel}×{kernel}, {images} × {cin} → {cout} at {side}×{side}: largest difference {error}");
     }
 }
 

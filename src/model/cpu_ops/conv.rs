@@ -203,9 +203,14 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
 /// bias) copied to their place. burn-flex's convolution first reorders the whole input to
 /// channels-last on one core, and writes each output value apart.
 ///
+/// Never inlined: inlined into [`Stride1ConvBackend::conv2d_stride1`] of the `web` build
+/// (`opt-level = "z"`), it made the page's classification of one image, which does not run
+/// it, 1.5 ms slower (25.3–25.8 against 23.5–24.0 ms; BENCHMARKS.md).
+///
 /// # Shapes
 /// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
 /// - output: `[batch, out, out_height, out_width]`
+#[inline(never)]
 fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, padding: usize) -> FloatTensor<Flex> {
     let [batch, channels, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();

@@ -29,6 +29,10 @@ use burn::tensor::{Shape, Slice, Tensor, TensorData};
 /// How many floats the shifted copies of one batch chunk may take (32 MB).
 const COLUMNS_LIMIT: usize = 8 << 20;
 
+/// How many floats of shifted copies are made on every core natively, at least.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_COPIES: usize = 1 << 18;
+
 #[backend_extension(Autodiff, Flex)]
 pub trait Stride1ConvBackend: Backend {
     /// A stride-1 convolution with `padding` zeros on every side, plus `bias`.
@@ -188,12 +192,14 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
             }
         }
     };
+    // On every core natively, when there is enough to share (one image's small layers cost
+    // more to split than to copy).
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if columns.len() >= PARALLEL_COPIES {
         use rayon::prelude::*;
         columns.par_chunks_mut(images * positions).enumerate().for_each(one_row);
+        return columns;
     }
-    #[cfg(target_arch = "wasm32")]
     columns.chunks_mut(images * positions).enumerate().for_each(one_row);
     columns
 }

@@ -26,6 +26,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Slice, Tensor, TensorData};
 
+use super::values;
+
 /// How many floats the shifted copies of one batch chunk may take (32 MB).
 const COLUMNS_LIMIT: usize = 8 << 20;
 
@@ -135,8 +137,7 @@ pub(crate) fn weight_gradient(x: FloatTensor<Flex>, grad: FloatTensor<Flex>, ker
     let per_image = channels * kernel * kernel * out_height * out_width;
     let chunk = (COLUMNS_LIMIT / per_image).clamp(1, batch.max(1));
     let x = x.to_contiguous();
-    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
-    let input = &x.storage::<f32>()[start..start + batch * channels * height * width];
+    let input = values(&x);
     let device = x.device();
     let mut total: Option<FloatTensor<Flex>> = None;
     for first in (0..batch).step_by(chunk) {
@@ -223,11 +224,9 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
     let (image, positions, rows) = (channels * height * width, out_height * out_width, channels * kernel * kernel);
     let x = x.to_contiguous();
-    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
-    let input = &x.storage::<f32>()[start..start + batch * image];
+    let input = values(&x);
     let bias = bias.to_contiguous();
-    let (start, _) = bias.layout().contiguous_offsets().expect("made contiguous above");
-    let bias = &bias.storage::<f32>()[start..start + out_channels];
+    let bias = values(&bias);
     let device = x.device();
     let weight = Flex::float_reshape(weight, Shape::new([out_channels, rows]));
     let chunk = (COLUMNS_LIMIT / (rows * positions).max(1)).clamp(1, batch.max(1));
@@ -238,8 +237,7 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
         let columns = Flex::float_from_data(TensorData::new(copies, [rows, images * positions]), &device);
         // [out, images·positions]
         let product = Flex::float_matmul(weight.clone(), columns).to_contiguous();
-        let (start, _) = product.layout().contiguous_offsets().expect("made contiguous above");
-        let product = &product.storage::<f32>()[start..start + out_channels * images * positions];
+        let product = values(&product);
         // Run (image, out) of the output is run (out, image) of the product.
         let place = |(run, into): (usize, &mut [f32])| {
             let (image, out) = (run / out_channels, run % out_channels);
@@ -271,8 +269,7 @@ fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<
     let [out_channels, _, kernel, _] = weight.shape().dims();
     let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
     let x = x.to_contiguous();
-    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
-    let input = &x.storage::<f32>()[start..start + channels * height * width];
+    let input = values(&x);
     let columns = shifted_copies(input, [1, channels, height, width], kernel, padding);
     let positions = out_height * out_width;
     let device = x.device();

@@ -9,3 +9,13 @@
 
 pub(crate) mod conv;
 pub(crate) mod pool;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Flex, TensorMetadata};
+
+/// The values of a CPU tensor made contiguous (`to_contiguous`), in row-major order.
+fn values(x: &FloatTensor<Flex>) -> &[f32] {
+    // A contiguous layout has offsets: every caller passes a tensor from `to_contiguous`.
+    let (start, _) = x.layout().contiguous_offsets().expect("a contiguous tensor");
+    &x.storage::<f32>()[start..start + x.shape().num_elements()]
+}

@@ -21,6 +21,8 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
+use super::values;
+
 const KERNEL: usize = 3;
 
 /// How many input values a group of planes holds, at least (one plane when planes are
@@ -386,8 +388,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     let (rows, columns) = (windows(height, stride), windows(width, stride));
     let (row_centres, column_centres) = (centres(height, stride), centres(width, stride));
     let (plane_in, plane_out) = (height * width, rows.len() * columns.len());
-    let (start, _) = x.layout().contiguous_offsets().expect("made contiguous above");
-    let input = &x.storage::<f32>()[start..start + batch * channels * plane_in];
+    let input = values(&x);
     let mut output = vec![0.0f32; batch * channels * plane_out];
     let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
     // Groups of whole planes of about `GROUP` values (their scratch stays in the cache), on
@@ -399,7 +400,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     };
     let per_group = if cfg!(target_arch = "wasm32") { (batch * channels).max(1) } else { per_group };
     let (values_in, values_out) = (per_group * plane_in, per_group * plane_out);
-    let values = |(output, planes): (&mut [f32], &[f32])| max_planes(planes, [height, width], stride, &rows, &columns, output);
+    let values_only = |(output, planes): (&mut [f32], &[f32])| max_planes(planes, [height, width], stride, &rows, &columns, output);
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
@@ -409,14 +410,14 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
                 .zip(positions.par_chunks_mut(group_out))
                 .zip(input.par_chunks(group_in))
                 .for_each(values_and_positions),
-            false => output.par_chunks_mut(values_out).zip(input.par_chunks(values_in)).for_each(values),
+            false => output.par_chunks_mut(values_out).zip(input.par_chunks(values_in)).for_each(values_only),
         }
     }
     #[cfg(target_arch = "wasm32")]
     {
         match with_positions {
             true => output.chunks_mut(group_out).zip(positions.chunks_mut(group_out)).zip(input.chunks(group_in)).for_each(values_and_positions),
-            false => output.chunks_mut(values_out).zip(input.chunks(values_in)).for_each(values),
+            false => output.chunks_mut(values_out).zip(input.chunks(values_in)).for_each(values_only),
         }
     }
     let shape = Shape::new([batch, channels, rows.len(), columns.len()]);

@@ -3,9 +3,10 @@
 //! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
 //!
-//! - [`conv`]: the 3×3 convolutions, whose weight gradient is one matrix product (and one
-//!   image's forward pass too).
-//! - [`pool`]: the 3×3 'same' max-pools, without burn-flex's divisions per output.
+//! - [`conv`]: the 3×3 convolutions as shifted copies and one matrix product, a few images at
+//!   a time, forward and for the weight gradient (and one image's 5×5 ones, classifying).
+//! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (SSE2
+//!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.
 
 pub(crate) mod conv;
 pub(crate) mod pool;

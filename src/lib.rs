@@ -12,6 +12,8 @@ pub mod infer;
 pub mod model;
 pub mod train;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod allocator;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]

@@ -11,6 +11,7 @@ fn main() {}
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
     use clap::Parser;
+    googlenet_web::allocator::keep_freed_memory();
     if let Err(message) = native::run(native::Options::parse()) {
         eprintln!("bench: {message}");
         std::process::exit(2);

@@ -14,6 +14,7 @@ fn main() {}
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
     use clap::Parser;
+    googlenet_web::allocator::keep_freed_memory();
     if let Err(message) = native::run(native::Options::parse()) {
         eprintln!("train: {message}");
         std::process::exit(2);

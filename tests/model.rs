@@ -108,9 +108,8 @@ fn activation_maps_are_the_branch_outputs_of_each_inception_block() {
     assert_eq!(model.stem_filters().dims(), [64, 1, 7, 7]);
 }
 
-/// On the CPU backend a batch's 1×1 convolution runs as the model's own op (matrix products of
-/// the input laid out as a matrix, a few images a task; it trains much faster so): the output and
-/// every gradient must be `Conv2d`'s.
+/// On the CPU backend a 1×1 convolution runs as one matrix product (it trains much faster so):
+/// the output and every gradient must be `Conv2d`'s.
 #[test]
 fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() {
     use burn::module::Param;
@@ -144,12 +143,11 @@ fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() 
     assert!((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>() < 1e-4, "bias gradient");
 }
 
-/// On the CPU backend an Inception block's convolutions and pool are the model's own ops, its
-/// three 1×1 heads (p1, p2, p3) reading one input: the branches and every gradient (the input's
-/// summed over the four branches) must be those of the block written with `Conv2d` layer by
-/// layer.
+/// On the CPU backend the three 1×1 heads of an Inception block (p1, p2, p3) are matrix
+/// products of one shared layout copy of the block's input: the branches and every gradient
+/// must be those of the block written with `Conv2d` layer by layer.
 #[test]
-fn an_inception_block_on_the_cpu_is_the_block_with_conv2d_forward_and_backward() {
+fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_backward() {
     use burn::tensor::activation::relu;
     use googlenet_web::model::InceptionConfig;
     let device = Device::flex().autodiff();
@@ -157,7 +155,7 @@ fn an_inception_block_on_the_cpu_is_the_block_with_conv2d_forward_and_backward()
     let block = InceptionConfig::new(24, 8, [6, 10], [4, 6], 5).init(&device);
     let input = Tensor::<4>::random([3, 24, 7, 5], Distribution::Default, &device).require_grad();
 
-    let own = block.forward_branches(input.clone());
+    let shared = block.forward_branches(input.clone());
     let as_conv: Vec<Tensor<4>> = block
         .branches
         .iter()
@@ -169,24 +167,24 @@ fn an_inception_block_on_the_cpu_is_the_block_with_conv2d_forward_and_backward()
             branch.convs.iter().fold(x, |x, conv| relu(conv.conv.forward(x)))
         })
         .collect();
-    let channels: Vec<usize> = own.iter().map(|branch| branch.dims()[1]).collect();
+    let channels: Vec<usize> = shared.iter().map(|branch| branch.dims()[1]).collect();
     assert_eq!(channels, [8, 10, 6, 5]);
     let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
-    for (index, (a, b)) in own.iter().zip(&as_conv).enumerate() {
+    for (index, (a, b)) in shared.iter().zip(&as_conv).enumerate() {
         assert_eq!(a.dims(), b.dims(), "branch p{}", index + 1);
         assert!(largest_difference(a.clone(), b.clone()) < 1e-5, "branch p{}", index + 1);
     }
 
     // One upstream gradient for the concatenated output, through both forms.
     let upstream = Tensor::<4>::random([3, 29, 7, 5], Distribution::Default, &device);
-    let mut grads_own = (Tensor::cat(own, 1) * upstream.clone()).sum().backward();
+    let mut grads_shared = (Tensor::cat(shared, 1) * upstream.clone()).sum().backward();
     let mut grads_conv = (Tensor::cat(as_conv, 1) * upstream).sum().backward();
-    let input_grads = (input.grad_remove(&mut grads_own).unwrap(), input.grad_remove(&mut grads_conv).unwrap());
+    let input_grads = (input.grad_remove(&mut grads_shared).unwrap(), input.grad_remove(&mut grads_conv).unwrap());
     assert!(largest_difference(input_grads.0, input_grads.1) < 1e-5, "input gradient");
     for (index, branch) in block.branches.iter().enumerate() {
         for (layer, conv) in branch.convs.iter().enumerate() {
             let weight = conv.conv.weight.val();
-            let grads = (weight.grad_remove(&mut grads_own).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
+            let grads = (weight.grad_remove(&mut grads_shared).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
             assert!(grads.1.clone().abs().max().into_scalar::<f32>() > 1e-3, "p{} layer {layer}: a gradient that is not zero", index + 1);
             assert!(largest_difference(grads.0, grads.1) < 1e-4, "p{} layer {layer}: weight gradient", index + 1);
         }

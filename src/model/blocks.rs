@@ -65,12 +65,11 @@ impl ConvRelu {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let batch = input.dims()[0];
-        if on_cpu(&input.device()) {
-            if batch == 1 && self.is_pointwise() {
-                return relu(self.one_image_pointwise(input));
-            }
-            if let (Some(padding), Some(bias)) = (self.stride1_padding(batch), &self.conv.bias) {
+        if self.is_pointwise() && on_cpu(&input.device()) {
+            return self.forward_columns(Columns::of(input));
+        }
+        if let (Some(padding), Some(bias)) = (self.stride1_padding(input.dims()[0]), &self.conv.bias) {
+            if on_cpu(&input.device()) {
                 return relu(conv2d_stride1(input, self.conv.weight.val(), bias.val(), padding));
             }
         }
@@ -78,41 +77,56 @@ impl ConvRelu {
     }
 
     /// The padding of a stride-1 'same' convolution that the CPU device runs as
-    /// [`conv2d_stride1`] (matrix products, with their own gradients): a batch's 1×1 and 3×3
-    /// ones, and one image's 5×5 ones (classifying). A batch's 5×5 ones keep `Conv2d`: with 25
+    /// [`conv2d_stride1`]: the 3×3 ones, for their faster weight gradient, and the 5×5 ones for
+    /// one image (classifying), as one matrix product. A batch's 5×5 ones keep `Conv2d`: with 25
     /// shifted copies of small inputs (12×12 and less) the copies cost more than the product
     /// saves (BENCHMARKS.md).
     fn stride1_padding(&self, batch: usize) -> Option<usize> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
         let plain = same && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1;
         match self.conv.kernel_size {
-            [1, 1] if plain => Some(0),
             [3, 3] if plain => Some(1),
             [5, 5] if plain && batch == 1 => Some(2),
             _ => None,
         }
     }
 
+    /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU
+    /// device's form of a 1×1 convolution).
+    ///
+    /// # Shapes
+    /// - output: `[batch, out_channels, height, width]`
+    pub(crate) fn forward_columns(&self, columns: Columns) -> Tensor<4> {
+        relu(self.pointwise(columns))
+    }
+
     /// A 1×1 stride-1 convolution: 37 of the network's 57.
-    fn is_pointwise(&self) -> bool {
+    pub(crate) fn is_pointwise(&self) -> bool {
         self.conv.kernel_size == [1, 1] && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1
     }
 
-    /// One image's 1×1 convolution as one matrix product, `weight [out, in] · image [in,
-    /// height·width]`: `[1, in, height, width]` is that matrix already, with no copy.
+    /// The 1×1 convolution as one matrix product, `[out, in] · [in, batch·height·width]`, with
+    /// the same weights. On the CPU backend this is much faster to train: its convolution
+    /// computes a 1×1 kernel's weight gradient as one matrix-vector product per input channel,
+    /// where this is one matrix product (BENCHMARKS.md). On WebGPU the direct convolution
+    /// kernels are the faster ones, so the model keeps `Conv2d` there.
     ///
     /// # Shapes
-    /// - input: `[1, in_channels, height, width]`
-    /// - output: `[1, out_channels, height, width]`
-    fn one_image_pointwise(&self, input: Tensor<4>) -> Tensor<4> {
-        let [_, channels, height, width] = input.dims();
+    /// - output: `[batch, out_channels, height, width]`
+    fn pointwise(&self, columns: Columns) -> Tensor<4> {
+        let Columns { matrix, sizes: [batch, height, width] } = columns;
         let out_channels = self.out_channels();
-        let weight = self.conv.weight.val().reshape([out_channels, channels]);
-        let mut output = weight.matmul(input.reshape([channels, height * width]));
+        let weight = self.conv.weight.val().reshape([out_channels, matrix.dims()[0]]);
+        let mut output = weight.matmul(matrix);
         if let Some(bias) = &self.conv.bias {
             output = output + bias.val().reshape([out_channels, 1]);
         }
-        output.reshape([1, out_channels, height, width])
+        // [out, batch, height, width] → [batch, out, height, width]
+        match batch {
+            // One image: [out, height·width] is already [1, out, height, width] in memory.
+            1 => output.reshape([1, out_channels, height, width]),
+            _ => output.reshape([out_channels, batch, height, width]).swap_dims(0, 1),
+        }
     }
 
     pub fn out_channels(&self) -> usize {
@@ -125,6 +139,30 @@ impl ConvRelu {
             stride: self.conv.stride[0],
             channels: self.out_channels(),
         }
+    }
+}
+
+/// A `[batch, channels, height, width]` input laid out for 1×1 convolutions as matrix products:
+/// `[channels, batch·height·width]`. Making it is a copy, and the product keeps it for its
+/// backward pass, so the 1×1 convolutions that read one input (three in each Inception block)
+/// share one (BENCHMARKS.md: the Inception heads).
+#[derive(Clone, Debug)]
+pub(crate) struct Columns {
+    /// `[channels, batch·height·width]`
+    matrix: Tensor<2>,
+    /// `[batch, height, width]`
+    sizes: [usize; 3],
+}
+
+impl Columns {
+    pub(crate) fn of(input: Tensor<4>) -> Self {
+        let [batch, channels, height, width] = input.dims();
+        let matrix = match batch {
+            // One image: [1, channels, height, width] is already [channels, height·width].
+            1 => input.reshape([channels, height * width]),
+            _ => input.swap_dims(0, 1).reshape([channels, batch * height * width]),
+        };
+        Columns { matrix, sizes: [batch, height, width] }
     }
 }
 

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{max_pool, pool_layer, same_max_pool, ConvRelu, ConvReluConfig, Layer};
+use super::blocks::{max_pool, on_cpu, pool_layer, same_max_pool, Columns, ConvRelu, ConvReluConfig, Layer};
 
 /// One branch: an optional 3×3 stride-1 max-pool, then ReLU convolutions.
 #[derive(Config, Debug)]
@@ -40,6 +40,18 @@ impl Branch {
             None => input,
         };
         self.convs.iter().fold(x, |x, conv| conv.forward(x))
+    }
+
+    /// Whether the branch starts with a 1×1 convolution of its input (no pool first).
+    fn starts_pointwise(&self) -> bool {
+        self.pool.is_none() && self.convs.first().is_some_and(ConvRelu::is_pointwise)
+    }
+
+    /// [`Branch::forward`] for a branch that [starts pointwise](Self::starts_pointwise), from
+    /// its input as [`Columns`].
+    fn forward_columns(&self, columns: Columns) -> Tensor<4> {
+        let (first, rest) = self.convs.split_first().expect("a branch that starts pointwise has a convolution");
+        rest.iter().fold(first.forward_columns(columns), |x, conv| conv.forward(x))
     }
 
     pub fn layers(&self) -> Vec<Layer> {
@@ -100,7 +112,19 @@ impl Inception {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, c_i, height, width]` for each branch `i`
     pub fn forward_branches(&self, input: Tensor<4>) -> Vec<Tensor<4>> {
-        self.branches.iter().map(|branch| branch.forward(input.clone())).collect()
+        if !on_cpu(&input.device()) {
+            return self.branches.iter().map(|branch| branch.forward(input.clone())).collect();
+        }
+        // On the CPU device the 1×1 heads of p1, p2 and p3 are matrix products of one layout
+        // copy of the input, made once.
+        let columns = Columns::of(input.clone());
+        self.branches
+            .iter()
+            .map(|branch| match branch.starts_pointwise() {
+                true => branch.forward_columns(columns.clone()),
+                false => branch.forward(input.clone()),
+            })
+            .collect()
     }
 }
 

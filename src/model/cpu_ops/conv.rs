@@ -1,4 +1,4 @@
-//! The CPU device's 1×1 and 3×3 convolutions, forward and backward, as matrix products of the
+//! The CPU device's 3×3 convolutions, forward and backward, as matrix products of the
 //! input's shifted copies (im2col).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
@@ -17,8 +17,7 @@
 //!
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step. Only
 //! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any odd kernel; the model uses it
-//! for a batch's 1×1 and 3×3 ones, where it measured faster (`ConvRelu`), and for one image's
-//! 3×3 and 5×5 ones. For a 1×1 kernel the shifted copies are the input laid out as a matrix.
+//! for the 3×3 ones, where it measured faster (`ConvRelu`), and for one image's 5×5 ones.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

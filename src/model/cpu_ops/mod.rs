@@ -3,9 +3,8 @@
 //! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
 //!
-//! - [`conv`]: a batch's 1×1 and 3×3 convolutions as shifted copies and matrix products, a
-//!   task of a few images a thread, forward and both gradients (and one image's 3×3 and 5×5
-//!   ones, classifying).
+//! - [`conv`]: the 3×3 convolutions as shifted copies and matrix products, a task of a few
+//!   images a thread, forward and both gradients (and one image's 5×5 ones, classifying).
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.
 //! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (SSE2
 //!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.

@@ -185,6 +185,10 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     let scale = grads.1.clone().abs().max().into_scalar_async::<f32>().await.expect("read back");
     let error = largest_difference(grads.0, grads.1).await / scale;
     assert!(scale > 1e-3 && error < 1e-5, "3×3, a batch of 17: weight gradient, relative error {error}");
+    let bias = layer.conv.bias.as_ref().expect("a bias").val();
+    let grads = (bias.grad_remove(&mut own).unwrap(), bias.grad_remove(&mut reference).unwrap());
+    let error = (grads.0 - grads.1).abs().max().into_scalar_async::<f32>().await.expect("read back");
+    assert!(error < 1e-4, "3×3, a batch of 17: bias gradient {error}");
 }
 
 /// Drawing reads where the pointer is to the fraction of a pixel, as the browser reports it

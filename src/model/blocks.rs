@@ -8,7 +8,7 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::cpu_ops::conv::conv2d_stride1;
+use super::cpu_ops::conv::conv2d_relu_stride1;
 use super::cpu_ops::pool::max_pool_3x3_same;
 
 /// One layer of a block or branch, as the architecture view names it.
@@ -70,14 +70,14 @@ impl ConvRelu {
         }
         if let (Some(padding), Some(bias)) = (self.stride1_padding(input.dims()[0]), &self.conv.bias) {
             if on_cpu(&input.device()) {
-                return relu(conv2d_stride1(input, self.conv.weight.val(), bias.val(), padding));
+                return conv2d_relu_stride1(input, self.conv.weight.val(), bias.val(), padding);
             }
         }
         relu(self.conv.forward(input))
     }
 
     /// The padding of a stride-1 'same' convolution that the CPU device runs as
-    /// [`conv2d_stride1`]: the 3×3 ones, for their faster weight gradient, and the 5×5 ones for
+    /// [`conv2d_relu_stride1`] (with its ReLU): the 3×3 ones, for their faster weight gradient, and the 5×5 ones for
     /// one image (classifying), as one matrix product. A batch's 5×5 ones keep `Conv2d`: with 25
     /// shifted copies of small inputs (12×12 and less) the copies cost more than the product
     /// saves (BENCHMARKS.md).

@@ -1,5 +1,5 @@
-//! The CPU device's 3×3 convolutions, forward and backward, as matrix products of the
-//! input's shifted copies (im2col).
+//! The CPU device's 3×3 convolutions and their ReLU, forward and backward, as matrix products
+//! of the input's shifted copies (im2col).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.
@@ -15,6 +15,9 @@
 //! kernels ([`product`]): gemm splitting one large product between the threads was measured
 //! slower (BENCHMARKS.md), and a task's copies stay small.
 //!
+//! The ReLU is cut as the outputs are placed, and its gradient's mask is applied as the output
+//! gradient is laid out for both products, with the bias's gradient summed in the same pass.
+//!
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step. Only
 //! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any odd kernel; the model uses it
 //! for the 3×3 ones, where it measured faster (`ConvRelu`), and for one image's 5×5 ones.
@@ -24,12 +27,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, FloatTensorOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::{product, values, Operand};
+#[cfg(not(target_arch = "wasm32"))]
+use super::PARALLEL_COPIES;
+use super::{for_each_task, product, relu, threads, through_relu, values, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
 const COLUMNS_LIMIT: usize = 2 << 20;
@@ -38,14 +43,10 @@ const COLUMNS_LIMIT: usize = 2 << 20;
 /// for a few dozen.
 const PRODUCT_COLUMNS: usize = 1024;
 
-/// How many floats of shifted copies are made on every core natively, at least.
-#[cfg(not(target_arch = "wasm32"))]
-const PARALLEL_COPIES: usize = 1 << 18;
-
 #[backend_extension(Autodiff, Flex)]
 pub trait Stride1ConvBackend: Backend {
-    /// A stride-1 convolution with `padding` zeros on every side, plus `bias`.
-    fn conv2d_stride1(
+    /// A stride-1 convolution with `padding` zeros on every side, plus `bias`, then ReLU.
+    fn conv2d_relu_stride1(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -54,7 +55,7 @@ pub trait Stride1ConvBackend: Backend {
 }
 
 impl Stride1ConvBackend for Flex {
-    fn conv2d_stride1(
+    fn conv2d_relu_stride1(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -68,13 +69,13 @@ impl Stride1ConvBackend for Flex {
 }
 
 impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
-    fn conv2d_stride1(
+    fn conv2d_relu_stride1(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         padding: usize,
     ) -> FloatTensor<Self> {
-        match Stride1Conv
+        match Stride1ConvRelu
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -82,12 +83,13 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let bias_state = prep.checkpoint(&bias);
-                let output = <Flex as Stride1ConvBackend>::conv2d_stride1(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), padding);
-                prep.finish((x_state, weight_state, bias_state, padding), output)
+                let output = <Flex as Stride1ConvBackend>::conv2d_relu_stride1(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), padding);
+                // The output's ReLU cut for the backward step: the same values the next layer
+                // keeps as its input, so nothing more is kept.
+                prep.finish((x_state, weight_state, padding, output.clone()), output)
             }
             // Nothing to differentiate: the forward pass without autodiff.
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as Stride1ConvBackend>::conv2d_stride1(
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as Stride1ConvBackend>::conv2d_relu_stride1(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
@@ -98,46 +100,52 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
 }
 
 #[derive(Debug)]
-struct Stride1Conv;
+struct Stride1ConvRelu;
 
-impl Backward<Flex, 3> for Stride1Conv {
-    /// The input, the weight, the bias, the padding.
-    type State = (NodeId, NodeId, NodeId, usize);
+impl Backward<Flex, 3> for Stride1ConvRelu {
+    /// The input, the weight, the padding, the output (after the ReLU).
+    type State = (NodeId, NodeId, usize, FloatTensor<Flex>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, bias_state, padding) = ops.state;
+        let (x_state, weight_state, padding, output) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(weight_state);
-        let bias = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(bias_state);
 
-        if let Some(node) = node_bias {
-            grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x.clone(), bias, grad.clone()));
-        }
         let device = x.device();
         let shape = x.shape().dims::<4>();
         let weight_shape = weight.shape();
-        let (x, weight, grad) = (x.to_contiguous(), weight.to_contiguous(), grad.to_contiguous());
+        let [batch, out_channels, kernel] = [shape[0], weight_shape[0], weight_shape[2]];
+        let positions = output.shape().num_elements() / (batch * out_channels).max(1);
+        // The gradient as it came is let go as soon as it is laid out.
+        let (grad, bias_gradient) = {
+            let (grad, output) = (grad.to_contiguous(), output.to_contiguous());
+            through_relu(values(&grad), values(&output), batch, positions)
+        };
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        if let Some(node) = node_bias {
+            grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(bias_gradient, [out_channels]), &device));
+        }
         if let Some(node) = node_x {
-            let gradient = input_gradient(values(&weight), values(&grad), shape, weight_shape[0], weight_shape[2], padding);
+            let gradient = input_gradient(values(&weight), &grad, shape, out_channels, kernel, padding);
             grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(gradient, shape), &device));
         }
         if let Some(node) = node_weight {
-            let gradient = weight_gradient(values(&x), values(&grad), shape, weight_shape[0], weight_shape[2], padding);
+            let gradient = weight_gradient(values(&x), &grad, shape, out_channels, kernel, padding);
             grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(gradient, weight_shape), &device));
         }
     }
 }
 
 /// The input gradient of a stride-1 convolution with `padding`: `weightᵀ [in·k·k, out] · grad
-/// [out, images·positions]`, each row then added back to the input positions it was copied from
+/// [out, images·positions]` for each task's images, each row then added back to the input positions it was copied from
 /// ([`add_shifted`]), a task of a few images a thread. burn-flex's (a transposed convolution)
 /// makes the same product one image at a time: a few dozen columns wide in the network's last
 /// blocks, where gemm is slow.
 ///
 /// # Shapes
-/// - weight: `[out, in, kernel, kernel]`, grad: `[batch, out, out_height, out_width]`
+/// - weight: `[out, in, kernel, kernel]`, grad: `[out, batch·out_height·out_width]` ([`through_relu`])
 /// - output: `[batch, in, height, width]`
 fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
     let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
@@ -145,9 +153,9 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
     let mut gradient = vec![0.0f32; batch * image];
     for_each_task(&mut gradient, per_task * image, |task, into| {
         let (first, images) = (task * per_task, into.len() / image);
-        let grad = as_matrix(&grad[first * out_channels * positions..(first + images) * out_channels * positions], images, positions);
+        let grad = Operand::Plain(&grad[first * positions..], batch * positions);
         let mut shifted = vec![0.0f32; rows * images * positions];
-        product(&mut shifted, Operand::Transposed(weight), Operand::Plain(&grad), [rows, out_channels, images * positions], false);
+        product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images * positions], false);
         add_shifted(&shifted, into, [images, channels, height, width], kernel, padding);
     });
     gradient
@@ -159,7 +167,7 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
 /// share of the tasks in order, and the shares are added in order: the same sum on every run.
 ///
 /// # Shapes
-/// - x: `[batch, in, height, width]`, grad: `[batch, out, out_height, out_width]`
+/// - x: `[batch, in, height, width]`, grad: `[out, batch·out_height·out_width]` ([`through_relu`])
 /// - output: `[out, in, kernel, kernel]`
 fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
     let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
@@ -170,10 +178,10 @@ fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]
         let mut sum = vec![0.0f32; out_channels * rows];
         for task in share * tasks / shares..(share + 1) * tasks / shares {
             let (first, images) = (task * per_task, per_task.min(batch - task * per_task));
-            let grad = as_matrix(&grad[first * out_channels * positions..(first + images) * out_channels * positions], images, positions);
+            let grad = Operand::Plain(&grad[first * positions..], batch * positions);
             let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
             let accumulate = task > share * tasks / shares;
-            product(&mut sum, Operand::Plain(&grad), Operand::Transposed(&copies), [out_channels, images * positions, rows], accumulate);
+            product(&mut sum, grad, Operand::Transposed(&copies, images * positions), [out_channels, images * positions, rows], accumulate);
         }
         sum
     };
@@ -199,14 +207,6 @@ fn sizes([channels, height, width]: [usize; 3], kernel: usize, padding: usize) -
     (channels * height * width, out_height * out_width, channels * kernel * kernel)
 }
 
-/// How many threads share the tasks: rayon's natively, one in the wasm.
-fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    return rayon::current_num_threads().max(1);
-    #[cfg(target_arch = "wasm32")]
-    1
-}
-
 /// How many of a batch's images one task takes: enough for [`PRODUCT_COLUMNS`] columns in its
 /// product where the batch allows, as many tasks for each thread, and a task's scratch (`rows`
 /// values a column) within its thread's share of [`COLUMNS_LIMIT`].
@@ -219,37 +219,6 @@ fn images_per_task(batch: usize, positions: usize, rows: usize) -> usize {
         tasks += threads;
     }
     batch.div_ceil(tasks).max(1)
-}
-
-/// Runs `task(index, part)` for each part of `into`, `part` values long (the last may be
-/// shorter): on every core natively.
-fn for_each_task(into: &mut [f32], part: usize, task: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        into.par_chunks_mut(part.max(1)).enumerate().for_each(|(index, part)| task(index, part));
-    }
-    #[cfg(target_arch = "wasm32")]
-    into.chunks_mut(part.max(1)).enumerate().for_each(|(index, part)| task(index, part));
-}
-
-/// `[images, channels, positions]` values as the matrix `[channels, images·positions]`: run
-/// `(channel, image)` of the matrix is run `(image, channel)` of the values.
-fn as_matrix(values: &[f32], images: usize, positions: usize) -> Vec<f32> {
-    let channels = values.len() / (images * positions).max(1);
-    let mut matrix = vec![0.0f32; values.len()];
-    let one_run = |(run, into): (usize, &mut [f32])| {
-        let (channel, image) = (run / images, run % images);
-        into.copy_from_slice(&values[(image * channels + channel) * positions..(image * channels + channel + 1) * positions]);
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    if matrix.len() >= PARALLEL_COPIES {
-        use rayon::prelude::*;
-        matrix.par_chunks_mut(positions).enumerate().for_each(one_run);
-        return matrix;
-    }
-    matrix.chunks_mut(positions).enumerate().for_each(one_run);
-    matrix
 }
 
 /// Adds each row of `shifted` (`[in·kernel·kernel, images·out_height·out_width]`, laid out as
@@ -332,7 +301,7 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
 
 /// A batch's stride-1 convolution as matrix products, a task of a few images a thread: `weight
 /// [out, in·k·k] · shifted copies [in·k·k, images·positions]`, then each image's outputs (plus
-/// the bias) copied to their place. burn-flex's convolution first reorders the whole input to
+/// the bias, through the ReLU) copied to their place. burn-flex's convolution first reorders the whole input to
 /// channels-last on one core, and writes each output value apart.
 ///
 /// Never inlined: inlined into [`Stride1ConvBackend::conv2d_stride1`] of the `web` build
@@ -357,13 +326,13 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
         let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
         // [out, images·positions]
         let mut products = vec![0.0f32; out_channels * images * positions];
-        product(&mut products, Operand::Plain(weight), Operand::Plain(&copies), [out_channels, rows, images * positions], false);
+        product(&mut products, Operand::Plain(weight, rows), Operand::Plain(&copies, images * positions), [out_channels, rows, images * positions], false);
         // Run (image, out) of the output is run (out, image) of the products.
         for (run, into) in outputs.chunks_mut(positions).enumerate() {
             let (image, out) = (run / out_channels, run % out_channels);
             let from = &products[(out * images + image) * positions..(out * images + image + 1) * positions];
             for (into, &value) in into.iter_mut().zip(from) {
-                *into = value + bias[out];
+                *into = relu(value + bias[out]);
             }
         }
     });
@@ -389,18 +358,21 @@ fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<
     let columns = Flex::float_from_data(TensorData::new(columns, [channels * kernel * kernel, positions]), &device);
     let weight = Flex::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));
     let output = Flex::float_matmul(weight, columns);
-    let output = Flex::float_add(output, Flex::float_reshape(bias, Shape::new([out_channels, 1])));
+    let output = Flex::relu(Flex::float_add(output, Flex::float_reshape(bias, Shape::new([out_channels, 1]))));
     Flex::float_reshape(output, Shape::new([1, out_channels, out_height, out_width]))
 }
 
-/// A stride-1 convolution with `padding` on every side and a bias, on the CPU device (with or
-/// without autodiff), whose weight gradient is [`weight_gradient`].
+/// A stride-1 convolution with `padding` on every side and a bias, then ReLU, on the CPU device
+/// (with or without autodiff), whose gradients are [`input_gradient`] and [`weight_gradient`].
+/// With the ReLU in the op, its cut is made in the pass that places the outputs, and undone in
+/// the one that lays out the gradient ([`through_relu`]): Burn's ReLU is a pass of its own each
+/// way, on one core, and keeps the values before the cut for the backward step.
 ///
 /// # Shapes
 /// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
 /// - output: `[batch, out, height + 2·padding − kernel + 1, width + 2·padding − kernel + 1]`
-pub(crate) fn conv2d_stride1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as Stride1ConvBackend>::conv2d_stride1(
+pub(crate) fn conv2d_relu_stride1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Stride1ConvBackend>::conv2d_relu_stride1(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),

@@ -3,8 +3,9 @@
 //! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
 //!
-//! - [`conv`]: the 3×3 convolutions as shifted copies and matrix products, a task of a few
-//!   images a thread, forward and both gradients (and one image's 5×5 ones, classifying).
+//! - [`conv`]: the 3×3 convolutions and their ReLU as shifted copies and matrix products, a
+//!   task of a few images a thread, forward and both gradients (and one image's 5×5 ones,
+//!   classifying).
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.
 //! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (SSE2
 //!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.
@@ -22,29 +23,28 @@ fn values(x: &FloatTensor<Flex>) -> &[f32] {
     &x.storage::<f32>()[start..start + x.shape().num_elements()]
 }
 
-/// One operand of [`product`]: a row-major matrix's values, read as that matrix or as its
-/// transpose.
+/// One operand of [`product`]: a stored row-major matrix, read as that matrix or as its
+/// transpose, with how far apart its rows lie (its width, or more when it is some columns of a
+/// wider matrix).
 #[derive(Clone, Copy)]
 pub(crate) enum Operand<'a> {
-    Plain(&'a [f32]),
-    Transposed(&'a [f32]),
+    Plain(&'a [f32], usize),
+    Transposed(&'a [f32], usize),
 }
 
 /// `into [m, n] = a [m, k] · b [k, n]` (`+=` when `accumulate`), row-major, on the calling
 /// thread with gemm's kernels: the callers share the work between threads, a product each.
 pub(crate) fn product(into: &mut [f32], a: Operand, b: Operand, [m, k, n]: [usize; 3], accumulate: bool) {
-    // (values, column stride, row stride) of the matrix read.
-    let (a, a_columns, a_rows) = match a {
-        Operand::Plain(values) => (values, 1, k),
-        Operand::Transposed(values) => (values, m, 1),
+    // (values, column stride, row stride, whether the values reach) of a `rows`×`columns` operand.
+    let read = |operand: Operand<'_>, rows: usize, columns: usize| match operand {
+        Operand::Plain(values, stride) => (values.as_ptr(), 1, stride, stride >= columns && values.len() >= (rows.max(1) - 1) * stride + columns),
+        Operand::Transposed(values, stride) => (values.as_ptr(), stride, 1, stride >= rows && values.len() >= (columns.max(1) - 1) * stride + rows),
     };
-    let (b, b_columns, b_rows) = match b {
-        Operand::Plain(values) => (values, 1, n),
-        Operand::Transposed(values) => (values, k, 1),
-    };
-    assert!(into.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "a product's operands are smaller than its sizes");
-    // SAFETY: the three slices hold the m·n, m·k and k·n values the strides above reach (asserted
-    // just above), and `into` does not overlap them (a `&mut` borrow).
+    let (a, a_columns, a_rows, a_fits) = read(a, m, k);
+    let (b, b_columns, b_rows, b_fits) = read(b, k, n);
+    assert!(into.len() >= m * n && a_fits && b_fits, "a product's operands are smaller than its sizes");
+    // SAFETY: the three slices hold the values the sizes and strides above reach (asserted just
+    // above), and `into` does not overlap them (a `&mut` borrow).
     unsafe {
         gemm::gemm(
             m,
@@ -54,10 +54,10 @@ pub(crate) fn product(into: &mut [f32], a: Operand, b: Operand, [m, k, n]: [usiz
             1,
             n as isize,
             accumulate,
-            a.as_ptr(),
+            a,
             a_columns as isize,
             a_rows as isize,
-            b.as_ptr(),
+            b,
             b_columns as isize,
             b_rows as isize,
             1.0,
@@ -68,4 +68,77 @@ pub(crate) fn product(into: &mut [f32], a: Operand, b: Operand, [m, k, n]: [usiz
             gemm::Parallelism::None,
         );
     }
+}
+
+/// How many floats a layout pass (shifted copies, a gradient through the ReLU) takes at least
+/// to be made on every core natively.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) const PARALLEL_COPIES: usize = 1 << 18;
+
+/// How many threads share the tasks: rayon's natively, one in the wasm.
+pub(crate) fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads().max(1);
+    #[cfg(target_arch = "wasm32")]
+    1
+}
+
+/// Runs `task(index, part)` for each part of `into`, `part` values long (the last may be
+/// shorter): on every core natively.
+pub(crate) fn for_each_task(into: &mut [f32], part: usize, task: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        into.par_chunks_mut(part.max(1)).enumerate().for_each(|(index, part)| task(index, part));
+    }
+    #[cfg(target_arch = "wasm32")]
+    into.chunks_mut(part.max(1)).enumerate().for_each(|(index, part)| task(index, part));
+}
+
+/// The output gradient through the ReLU (zero where the output was cut), `[images, channels,
+/// positions]` laid out as the matrix `[channels, images·positions]` (run `(channel, image)` of
+/// the matrix is run `(image, channel)` of the values), and the sum of each row: the bias's
+/// gradient. Once for both of a convolution's gradients; a row a thread natively.
+pub(crate) fn through_relu(grad: &[f32], output: &[f32], images: usize, positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let channels = grad.len() / (images * positions).max(1);
+    let mut matrix = vec![0.0f32; grad.len()];
+    let mut sums = vec![0.0f32; channels];
+    let one_row = |(channel, (row, sum)): (usize, (&mut [f32], &mut f32))| {
+        for (image, into) in row.chunks_exact_mut(positions).enumerate() {
+            let at = (image * channels + channel) * positions;
+            for ((into, &grad), &output) in into.iter_mut().zip(&grad[at..at + positions]).zip(&output[at..at + positions]) {
+                // As Burn's ReLU: the gradient passes where the output is positive or NaN.
+                *into = if output > 0.0 || output.is_nan() { grad } else { 0.0 };
+            }
+        }
+        *sum = sum_of(row);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if matrix.len() >= PARALLEL_COPIES {
+        use rayon::prelude::*;
+        matrix.par_chunks_mut(images * positions).zip(sums.par_iter_mut()).enumerate().for_each(one_row);
+        return (matrix, sums);
+    }
+    matrix.chunks_mut(images * positions).zip(sums.iter_mut()).enumerate().for_each(one_row);
+    (matrix, sums)
+}
+
+/// Burn's ReLU of one value: NaN passes, as in PyTorch.
+#[inline]
+pub(crate) fn relu(value: f32) -> f32 {
+    if value > 0.0 || value.is_nan() {
+        value
+    } else {
+        0.0
+    }
+}
+
+/// The sum of `values`, eight running sums at a time (so that it vectorises).
+fn sum_of(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(lane, &value)| *lane += value);
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }

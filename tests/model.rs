@@ -108,8 +108,9 @@ fn activation_maps_are_the_branch_outputs_of_each_inception_block() {
     assert_eq!(model.stem_filters().dims(), [64, 1, 7, 7]);
 }
 
-/// On the CPU backend a 1×1 convolution runs as one matrix product (it trains much faster so):
-/// the output and every gradient must be `Conv2d`'s.
+/// On the CPU backend a 1×1 convolution and its ReLU run as one op of matrix products, the rows
+/// or columns shared between the threads (it trains much faster so): the output and every
+/// gradient must be `Conv2d`'s, and one image's output too (classifying).
 #[test]
 fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() {
     use burn::module::Param;
@@ -141,6 +142,9 @@ fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() 
     let bias = layer.conv.bias.as_ref().unwrap().val();
     let bias_grads = (bias.grad_remove(&mut grads_matmul).unwrap(), bias.grad_remove(&mut grads_conv).unwrap());
     assert!((bias_grads.0 - bias_grads.1).abs().max().into_scalar::<f32>() < 1e-4, "bias gradient");
+
+    let (layer, image) = (layer.valid(), Tensor::<4>::random([1, 24, 7, 5], Distribution::Default, &Device::flex()));
+    assert!(largest_difference(layer.forward(image.clone()), relu(layer.conv.forward(image))) < 1e-5, "one image");
 }
 
 /// On the CPU backend the three 1×1 heads of an Inception block (p1, p2, p3) are matrix
@@ -187,6 +191,9 @@ fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_b
             let grads = (weight.grad_remove(&mut grads_shared).unwrap(), weight.grad_remove(&mut grads_conv).unwrap());
             assert!(grads.1.clone().abs().max().into_scalar::<f32>() > 1e-3, "p{} layer {layer}: a gradient that is not zero", index + 1);
             assert!(largest_difference(grads.0, grads.1) < 1e-4, "p{} layer {layer}: weight gradient", index + 1);
+            let bias = conv.conv.bias.as_ref().expect("a bias").val();
+            let grads = (bias.grad_remove(&mut grads_shared).unwrap(), bias.grad_remove(&mut grads_conv).unwrap());
+            assert!((grads.0 - grads.1).abs().max().into_scalar::<f32>() < 1e-4, "p{} layer {layer}: bias gradient", index + 1);
         }
     }
 }

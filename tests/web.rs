@@ -112,8 +112,8 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
 
 /// In the wasm the CPU device's own layers run SIMD128 code (natively, SSE2 or plain loops): the
 /// max-pools, stride 2 and 1, classifying and training (with their input gradients), one
-/// image's 3×3 and 5×5 convolutions and a batch's 3×3 ones (with their input and weight
-/// gradients) must give Burn's `MaxPool2d` and `Conv2d` here too.
+/// image's 3×3 and 5×5 convolutions and a batch's 3×3 and 1×1 ones (with their ReLU and every
+/// gradient) must give Burn's `MaxPool2d` and `Conv2d` here too.
 #[wasm_bindgen_test]
 async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     use burn::module::Param;
@@ -189,6 +189,29 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     let grads = (bias.grad_remove(&mut own).unwrap(), bias.grad_remove(&mut reference).unwrap());
     let error = (grads.0 - grads.1).abs().max().into_scalar_async::<f32>().await.expect("read back");
     assert!(error < 1e-4, "3×3, a batch of 17: bias gradient {error}");
+    // A batch's 1×1 convolution (an Inception head) and its gradients: the op's products and its
+    // ReLU in one pass each way.
+    let mut layer = ConvReluConfig::new(6, 10, 1).init(&training);
+    layer.conv.bias = Some(Param::from_tensor(Tensor::random([10], Distribution::Uniform(-0.5, 0.5), &training)));
+    let x = Tensor::<4>::random([5, 6, 7, 9], Distribution::Normal(0.0, 1.0), &training).require_grad();
+    let upstream = Tensor::<4>::random([5, 10, 7, 9], Distribution::Default, &training);
+    let own = layer.forward(x.clone());
+    let error = largest_difference(own.clone(), relu(layer.conv.forward(x.clone()))).await;
+    assert!(error < 1e-5, "1×1, a batch of 5: output {error}");
+    let reference = layer.conv.forward(x.clone()) * own.clone().detach().greater_elem(0.0).float();
+    let (mut own, mut reference) = ((own * upstream.clone()).sum().backward(), (reference * upstream).sum().backward());
+    let grads = (x.grad_remove(&mut own).unwrap(), x.grad_remove(&mut reference).unwrap());
+    let error = largest_difference(grads.0, grads.1).await;
+    assert!(error < 1e-5, "1×1, a batch of 5: input gradient {error}");
+    let weight = layer.conv.weight.val();
+    let grads = (weight.grad_remove(&mut own).unwrap(), weight.grad_remove(&mut reference).unwrap());
+    let scale = grads.1.clone().abs().max().into_scalar_async::<f32>().await.expect("read back");
+    let error = largest_difference(grads.0, grads.1).await / scale;
+    assert!(scale > 1e-3 && error < 1e-5, "1×1, a batch of 5: weight gradient, relative error {error}");
+    let bias = layer.conv.bias.as_ref().expect("a bias").val();
+    let grads = (bias.grad_remove(&mut own).unwrap(), bias.grad_remove(&mut reference).unwrap());
+    let error = (grads.0 - grads.1).abs().max().into_scalar_async::<f32>().await.expect("read back");
+    assert!(error < 1e-4, "1×1, a batch of 5: bias gradient {error}");
 }
 
 /// Drawing reads where the pointer is to the fraction of a pixel, as the browser reports it

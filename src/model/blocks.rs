@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::cpu_ops::conv::conv2d_relu_stride1;
+use super::cpu_ops::pointwise::pointwise_relu;
 use super::cpu_ops::pool::max_pool_3x3_same;
 
 /// One layer of a block or branch, as the architecture view names it.
@@ -92,41 +93,33 @@ impl ConvRelu {
     }
 
     /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU
-    /// device's form of a 1×1 convolution).
+    /// device's form of a 1×1 convolution): `relu(weight [out, in] · columns + bias)` as one op
+    /// ([`pointwise_relu`]), with the same weights. On the CPU backend this is much faster to
+    /// train than `Conv2d`, which computes a 1×1 kernel's weight gradient as one matrix-vector
+    /// product per input channel (BENCHMARKS.md). On WebGPU the direct convolution kernels are
+    /// the faster ones, so the model keeps `Conv2d` there.
     ///
     /// # Shapes
     /// - output: `[batch, out_channels, height, width]`
     pub(crate) fn forward_columns(&self, columns: Columns) -> Tensor<4> {
-        relu(self.pointwise(columns))
-    }
-
-    /// A 1×1 stride-1 convolution: 37 of the network's 57.
-    pub(crate) fn is_pointwise(&self) -> bool {
-        self.conv.kernel_size == [1, 1] && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1
-    }
-
-    /// The 1×1 convolution as one matrix product, `[out, in] · [in, batch·height·width]`, with
-    /// the same weights. On the CPU backend this is much faster to train: its convolution
-    /// computes a 1×1 kernel's weight gradient as one matrix-vector product per input channel,
-    /// where this is one matrix product (BENCHMARKS.md). On WebGPU the direct convolution
-    /// kernels are the faster ones, so the model keeps `Conv2d` there.
-    ///
-    /// # Shapes
-    /// - output: `[batch, out_channels, height, width]`
-    fn pointwise(&self, columns: Columns) -> Tensor<4> {
         let Columns { matrix, sizes: [batch, height, width] } = columns;
         let out_channels = self.out_channels();
         let weight = self.conv.weight.val().reshape([out_channels, matrix.dims()[0]]);
-        let mut output = weight.matmul(matrix);
-        if let Some(bias) = &self.conv.bias {
-            output = output + bias.val().reshape([out_channels, 1]);
-        }
+        let output = match &self.conv.bias {
+            Some(bias) => pointwise_relu(matrix, weight, bias.val()),
+            None => relu(weight.matmul(matrix)),
+        };
         // [out, batch, height, width] → [batch, out, height, width]
         match batch {
             // One image: [out, height·width] is already [1, out, height, width] in memory.
             1 => output.reshape([1, out_channels, height, width]),
             _ => output.reshape([out_channels, batch, height, width]).swap_dims(0, 1),
         }
+    }
+
+    /// A 1×1 stride-1 convolution: 37 of the network's 57.
+    pub(crate) fn is_pointwise(&self) -> bool {
+        self.conv.kernel_size == [1, 1] && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1
     }
 
     pub fn out_channels(&self) -> usize {

@@ -1,4 +1,4 @@
-//! The CPU device's own forms of two layers, where burn-flex's are slow for this network
+//! The CPU device's own forms of three layers, where burn-flex's are slow for this network
 //! (BENCHMARKS.md has the profiles): Burn backend extensions (`#[backend_extension]`) for
 //! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
@@ -6,11 +6,14 @@
 //! - [`conv`]: the 3×3 convolutions and their ReLU as shifted copies and matrix products, a
 //!   task of a few images a thread, forward and both gradients (and one image's 5×5 ones,
 //!   classifying).
+//! - [`pointwise`]: the 1×1 convolutions and their ReLU as matrix products, a share of the rows
+//!   or columns a thread.
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.
 //! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (SSE2
 //!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.
 
 pub(crate) mod conv;
+pub(crate) mod pointwise;
 pub(crate) mod pool;
 
 use burn::backend::tensor::FloatTensor;

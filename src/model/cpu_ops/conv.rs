@@ -27,13 +27,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::ops::{ActivationOps, FloatTensorOps};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
+use super::pointwise::products_with_relu;
 use super::{for_each_task, product, relu, threads, through_relu, values, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
@@ -339,9 +340,10 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     Flex::float_from_data(TensorData::new(output, [batch, out_channels, out_height, out_width]), &x.device())
 }
 
-/// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`:
-/// Burn's convolution reorders the whole weight and the input on every call, which a single
-/// image (classifying) does not amortise. The columns are its [`shifted_copies`].
+/// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`,
+/// then the bias and the ReLU ([`products_with_relu`], as a 1×1 convolution's): Burn's
+/// convolution reorders the whole weight and the input on every call, which a single image
+/// (classifying) does not amortise. The columns are its [`shifted_copies`].
 ///
 /// # Shapes
 /// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
@@ -350,16 +352,10 @@ fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<
     let [_, channels, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();
     let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    let x = x.to_contiguous();
-    let input = values(&x);
-    let columns = shifted_copies(input, [1, channels, height, width], kernel, padding);
-    let positions = out_height * out_width;
-    let device = x.device();
-    let columns = Flex::float_from_data(TensorData::new(columns, [channels * kernel * kernel, positions]), &device);
-    let weight = Flex::float_reshape(weight, Shape::new([out_channels, channels * kernel * kernel]));
-    let output = Flex::float_matmul(weight, columns);
-    let output = Flex::relu(Flex::float_add(output, Flex::float_reshape(bias, Shape::new([out_channels, 1]))));
-    Flex::float_reshape(output, Shape::new([1, out_channels, out_height, out_width]))
+    let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
+    let columns = shifted_copies(values(&x), [1, channels, height, width], kernel, padding);
+    let output = products_with_relu(&columns, values(&weight), values(&bias), [out_channels, channels * kernel * kernel, out_height * out_width]);
+    Flex::float_from_data(TensorData::new(output, [1, out_channels, out_height, out_width]), &x.device())
 }
 
 /// A stride-1 convolution with `padding` on every side and a bias, then ReLU, on the CPU device

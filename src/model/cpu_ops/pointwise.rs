@@ -37,19 +37,26 @@ impl PointwiseConvBackend for Flex {
         let [inputs, n] = columns.shape().dims();
         let outputs = weight.shape()[0];
         let (columns, weight, bias) = (columns.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
-        let (x, weight, bias) = (values(&columns), values(&weight), values(&bias));
-        let mut output = vec![0.0f32; outputs * n];
-        let per_task = outputs.div_ceil(threads()).max(1);
-        for_each_task(&mut output, per_task * n, |task, rows| {
-            let first = task * per_task;
-            let count = rows.len() / n.max(1);
-            product(rows, Operand::Plain(&weight[first * inputs..], inputs), Operand::Plain(x, n), [count, inputs, n], false);
-            for (row, &bias) in rows.chunks_exact_mut(n.max(1)).zip(&bias[first..first + count]) {
-                row.iter_mut().for_each(|value| *value = relu(*value + bias));
-            }
-        });
+        let output = products_with_relu(values(&columns), values(&weight), values(&bias), [outputs, inputs, n]);
         Flex::float_from_data(TensorData::new(output, [outputs, n]), &columns.device())
     }
+}
+
+/// `relu(weight [out, in] · columns [in, n] + bias [out])`, the output's rows shared between
+/// the threads, each share one product on its thread and then its bias and ReLU. Also one
+/// image's 3×3 convolution, on its shifted copies.
+pub(super) fn products_with_relu(columns: &[f32], weight: &[f32], bias: &[f32], [outputs, inputs, n]: [usize; 3]) -> Vec<f32> {
+    let mut output = vec![0.0f32; outputs * n];
+    let per_task = outputs.div_ceil(threads()).max(1);
+    for_each_task(&mut output, per_task * n, |task, rows| {
+        let first = task * per_task;
+        let count = rows.len() / n.max(1);
+        product(rows, Operand::Plain(&weight[first * inputs..], inputs), Operand::Plain(columns, n), [count, inputs, n], false);
+        for (row, &bias) in rows.chunks_exact_mut(n.max(1)).zip(&bias[first..first + count]) {
+            row.iter_mut().for_each(|value| *value = relu(*value + bias));
+        }
+    });
+    output
 }
 
 impl<C: CheckpointStrategy> PointwiseConvBackend for Autodiff<Flex, C> {

@@ -167,51 +167,46 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
         let error = largest_difference(layer.forward(input.clone()), relu(layer.conv.forward(input))).await;
         assert!(error < 1e-4, "{kernel}×{kernel}, {images} × {cin} → {cout} at {side}×{side}: largest difference {error}");
     }
-    // A batch's 3×3 gradients (training), the products in two tasks here, of 9 and 8 images.
-    let mut layer = ConvReluConfig::new(4, 6, 3).init(&training);
-    layer.conv.bias = Some(Param::from_tensor(Tensor::random([6], Distribution::Uniform(-0.5, 0.5), &training)));
-    let x = Tensor::<4>::random([17, 4, 12, 12], Distribution::Normal(0.0, 1.0), &training).require_grad();
-    let upstream = Tensor::<4>::random([17, 6, 12, 12], Distribution::Default, &training);
-    // The ReLU of both as ours cut it, so that an output within rounding of zero cannot cut one
-    // gradient there and not the other.
-    let own = layer.forward(x.clone());
-    let reference = layer.conv.forward(x.clone()) * own.clone().detach().greater_elem(0.0).float();
-    let (mut own, mut reference) = ((own * upstream.clone()).sum().backward(), (reference * upstream).sum().backward());
-    let grads = (x.grad_remove(&mut own).unwrap(), x.grad_remove(&mut reference).unwrap());
-    let error = largest_difference(grads.0, grads.1).await;
-    assert!(error < 1e-4, "3×3, a batch of 17: input gradient {error}");
-    let weight = layer.conv.weight.val();
-    let grads = (weight.grad_remove(&mut own).unwrap(), weight.grad_remove(&mut reference).unwrap());
-    let scale = grads.1.clone().abs().max().into_scalar_async::<f32>().await.expect("read back");
-    let error = largest_difference(grads.0, grads.1).await / scale;
-    assert!(scale > 1e-3 && error < 1e-5, "3×3, a batch of 17: weight gradient, relative error {error}");
-    let bias = layer.conv.bias.as_ref().expect("a bias").val();
-    let grads = (bias.grad_remove(&mut own).unwrap(), bias.grad_remove(&mut reference).unwrap());
-    let error = (grads.0 - grads.1).abs().max().into_scalar_async::<f32>().await.expect("read back");
-    assert!(error < 1e-4, "3×3, a batch of 17: bias gradient {error}");
-    // A batch's 1×1 convolution (an Inception head) and its gradients: the op's products and its
-    // ReLU in one pass each way.
-    let mut layer = ConvReluConfig::new(6, 10, 1).init(&training);
-    layer.conv.bias = Some(Param::from_tensor(Tensor::random([10], Distribution::Uniform(-0.5, 0.5), &training)));
-    let x = Tensor::<4>::random([5, 6, 7, 9], Distribution::Normal(0.0, 1.0), &training).require_grad();
-    let upstream = Tensor::<4>::random([5, 10, 7, 9], Distribution::Default, &training);
+    // A batch's 3×3 convolution (training), the products in two tasks here, of 9 and 8 images,
+    // and a batch's 1×1 one (an Inception head): outputs and every gradient.
+    batch_convolution_is_conv2d(ConvReluConfig::new(4, 6, 3), [17, 4, 12, 12]).await;
+    batch_convolution_is_conv2d(ConvReluConfig::new(6, 10, 1), [5, 6, 7, 9]).await;
+}
+
+/// A batch through `config`'s layer with a bias that is not zero, on the CPU device with
+/// autodiff: the output and the input, weight and bias gradients must be `Conv2d`'s and its
+/// ReLU's.
+async fn batch_convolution_is_conv2d(config: googlenet_web::model::ConvReluConfig, shape: [usize; 4]) {
+    use burn::module::Param;
+    use burn::tensor::activation::relu;
+    use burn::tensor::Distribution;
+    let training = Device::flex().autodiff();
+    let largest_difference = |a: Tensor<4>, b: Tensor<4>| async move { (a - b).abs().max().into_scalar_async::<f32>().await.expect("read back") };
+    let case = format!("{k}×{k}, a batch of {}", shape[0], k = config.kernel);
+    let mut layer = config.init(&training);
+    let out_channels = layer.out_channels();
+    layer.conv.bias = Some(Param::from_tensor(Tensor::random([out_channels], Distribution::Uniform(-0.5, 0.5), &training)));
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &training).require_grad();
+    let upstream = Tensor::<4>::random([shape[0], out_channels, shape[2], shape[3]], Distribution::Default, &training);
     let own = layer.forward(x.clone());
     let error = largest_difference(own.clone(), relu(layer.conv.forward(x.clone()))).await;
-    assert!(error < 1e-5, "1×1, a batch of 5: output {error}");
+    assert!(error < 1e-4, "{case}: output {error}");
+    // The ReLU of both as ours cut it, so that an output within rounding of zero cannot cut one
+    // gradient there and not the other.
     let reference = layer.conv.forward(x.clone()) * own.clone().detach().greater_elem(0.0).float();
     let (mut own, mut reference) = ((own * upstream.clone()).sum().backward(), (reference * upstream).sum().backward());
     let grads = (x.grad_remove(&mut own).unwrap(), x.grad_remove(&mut reference).unwrap());
     let error = largest_difference(grads.0, grads.1).await;
-    assert!(error < 1e-5, "1×1, a batch of 5: input gradient {error}");
+    assert!(error < 1e-4, "{case}: input gradient {error}");
     let weight = layer.conv.weight.val();
     let grads = (weight.grad_remove(&mut own).unwrap(), weight.grad_remove(&mut reference).unwrap());
     let scale = grads.1.clone().abs().max().into_scalar_async::<f32>().await.expect("read back");
     let error = largest_difference(grads.0, grads.1).await / scale;
-    assert!(scale > 1e-3 && error < 1e-5, "1×1, a batch of 5: weight gradient, relative error {error}");
+    assert!(scale > 1e-3 && error < 1e-5, "{case}: weight gradient, relative error {error}");
     let bias = layer.conv.bias.as_ref().expect("a bias").val();
     let grads = (bias.grad_remove(&mut own).unwrap(), bias.grad_remove(&mut reference).unwrap());
     let error = (grads.0 - grads.1).abs().max().into_scalar_async::<f32>().await.expect("read back");
-    assert!(error < 1e-4, "1×1, a batch of 5: bias gradient {error}");
+    assert!(error < 1e-4, "{case}: bias gradient {error}");
 }
 
 /// Drawing reads where the pointer is to the fraction of a pixel, as the browser reports it

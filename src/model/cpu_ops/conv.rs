@@ -35,7 +35,7 @@ use burn::tensor::{Tensor, TensorData};
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
 use super::pointwise::products_with_relu;
-use super::{for_each_task, product, relu, threads, through_relu, values, Operand};
+use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
 const COLUMNS_LIMIT: usize = 2 << 20;
@@ -186,19 +186,7 @@ fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]
         }
         sum
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    let sums: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        (0..shares).into_par_iter().map(share).collect()
-    };
-    #[cfg(target_arch = "wasm32")]
-    let sums: Vec<Vec<f32>> = (0..shares).map(share).collect();
-    let mut sums = sums.into_iter();
-    let mut total = sums.next().unwrap_or_else(|| vec![0.0f32; out_channels * rows]);
-    for sum in sums {
-        total.iter_mut().zip(&sum).for_each(|(total, &value)| *total += value);
-    }
-    total
+    sum_of_shares(shares, out_channels * rows, share)
 }
 
 /// A stride-1 convolution's values an input image, positions an output plane, and rows of

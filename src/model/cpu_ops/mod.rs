@@ -145,3 +145,21 @@ fn sum_of(values: &[f32]) -> f32 {
     }
     lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
+
+/// The sum of `share(0)`, …, `share(shares − 1)`, each `len` values: the shares computed on
+/// every core natively, then added in order, so that a run gives the same sum every time.
+pub(crate) fn sum_of_shares(shares: usize, len: usize, share: impl Fn(usize) -> Vec<f32> + Send + Sync) -> Vec<f32> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let sums: Vec<Vec<f32>> = {
+        use rayon::prelude::*;
+        (0..shares).into_par_iter().map(share).collect()
+    };
+    #[cfg(target_arch = "wasm32")]
+    let sums: Vec<Vec<f32>> = (0..shares).map(share).collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums.next().unwrap_or_else(|| vec![0.0f32; len]);
+    for sum in sums {
+        total.iter_mut().zip(&sum).for_each(|(total, &value)| *total += value);
+    }
+    total
+}

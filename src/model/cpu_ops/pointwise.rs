@@ -24,7 +24,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Tensor, TensorData};
 
-use super::{for_each_task, product, relu, threads, through_relu, values, Operand};
+use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, Operand};
 
 #[backend_extension(Autodiff, Flex)]
 pub trait PointwiseConvBackend: Backend {
@@ -136,19 +136,7 @@ fn weight_gradient(columns: &[f32], grad: &[f32], [outputs, inputs, n]: [usize; 
         product(&mut sum, Operand::Plain(&grad[first..], n), Operand::Transposed(&columns[first..], n), [outputs, end - first, inputs], false);
         sum
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    let sums: Vec<Vec<f32>> = {
-        use rayon::prelude::*;
-        (0..shares).into_par_iter().map(share).collect()
-    };
-    #[cfg(target_arch = "wasm32")]
-    let sums: Vec<Vec<f32>> = (0..shares).map(share).collect();
-    let mut sums = sums.into_iter();
-    let mut total = sums.next().unwrap_or_else(|| vec![0.0f32; outputs * inputs]);
-    for sum in sums {
-        total.iter_mut().zip(&sum).for_each(|(total, &value)| *total += value);
-    }
-    total
+    sum_of_shares(shares, outputs * inputs, share)
 }
 
 /// `relu(weight [out, in] · columns [in, n] + bias [out])` on the CPU device (with or without

@@ -44,7 +44,7 @@ impl PointwiseConvBackend for Flex {
 
 /// `relu(weight [out, in] · columns [in, n] + bias [out])`, the output's rows shared between
 /// the threads, each share one product on its thread and then its bias and ReLU. Also one
-/// image's 3×3 convolution, on its shifted copies.
+/// image's 3×3 and 5×5 convolutions (classifying), on their shifted copies.
 pub(super) fn products_with_relu(columns: &[f32], weight: &[f32], bias: &[f32], [outputs, inputs, n]: [usize; 3]) -> Vec<f32> {
     let mut output = vec![0.0f32; outputs * n];
     let per_task = outputs.div_ceil(threads()).max(1);

@@ -140,13 +140,14 @@ impl Backward<Flex, 3> for Stride1ConvRelu {
 }
 
 /// The input gradient of a stride-1 convolution with `padding`: `weightᵀ [in·k·k, out] · grad
-/// [out, images·positions]` for each task's images, each row then added back to the input positions it was copied from
-/// ([`add_shifted`]), a task of a few images a thread. burn-flex's (a transposed convolution)
-/// makes the same product one image at a time: a few dozen columns wide in the network's last
-/// blocks, where gemm is slow.
+/// [out, images·positions]` for each task's images, each row then added back to the input
+/// positions it was copied from ([`add_shifted`]), a task of a few images a thread.
+/// burn-flex's (a transposed convolution) makes the same product one image at a time: a few
+/// dozen columns wide in the network's last blocks, where gemm is slow.
 ///
 /// # Shapes
-/// - weight: `[out, in, kernel, kernel]`, grad: `[out, batch·out_height·out_width]` ([`through_relu`])
+/// - weight: `[out, in, kernel, kernel]`
+/// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[batch, in, height, width]`
 fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
     let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
@@ -168,7 +169,8 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
 /// share of the tasks in order, and the shares are added in order: the same sum on every run.
 ///
 /// # Shapes
-/// - x: `[batch, in, height, width]`, grad: `[out, batch·out_height·out_width]` ([`through_relu`])
+/// - x: `[batch, in, height, width]`
+/// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[out, in, kernel, kernel]`
 fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
     let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
@@ -290,12 +292,12 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
 
 /// A batch's stride-1 convolution as matrix products, a task of a few images a thread: `weight
 /// [out, in·k·k] · shifted copies [in·k·k, images·positions]`, then each image's outputs (plus
-/// the bias, through the ReLU) copied to their place. burn-flex's convolution first reorders the whole input to
-/// channels-last on one core, and writes each output value apart.
+/// the bias, through the ReLU) copied to their place. burn-flex's convolution first reorders
+/// the whole input to channels-last on one core, and writes each output value apart.
 ///
-/// Never inlined: inlined into [`Stride1ConvBackend::conv2d_stride1`] of the `web` build
-/// (`opt-level = "z"`), it made the page's classification of one image, which does not run
-/// it, 1.5 ms slower (25.3–25.8 against 23.5–24.0 ms; BENCHMARKS.md).
+/// Never inlined: inlined into [`Stride1ConvBackend::conv2d_relu_stride1`] of the `web`
+/// build (`opt-level = "z"`), it made the page's classification of one image, which does not
+/// run it, 1.5 ms slower (25.3–25.8 against 23.5–24.0 ms; BENCHMARKS.md).
 ///
 /// # Shapes
 /// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`

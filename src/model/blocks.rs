@@ -79,9 +79,9 @@ impl ConvRelu {
 
     /// The padding of a stride-1 'same' convolution that the CPU device runs as
     /// [`conv2d_relu_stride1`] (with its ReLU): the 3×3 ones, for their faster weight gradient,
-    /// and the 5×5 ones for one image (classifying), as one matrix product. A batch's 5×5 ones keep `Conv2d`: with 25
-    /// shifted copies of small inputs (12×12 and less) the copies cost more than the product
-    /// saves (BENCHMARKS.md).
+    /// and the 5×5 ones for one image (classifying), as one matrix product. A batch's 5×5 ones
+    /// keep `Conv2d`: with 25 shifted copies of small inputs (12×12 and less) the copies cost
+    /// more than the product saves (BENCHMARKS.md).
     fn stride1_padding(&self, batch: usize) -> Option<usize> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
         let plain = same && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1;

@@ -204,6 +204,8 @@ fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_b
 /// product takes a task of a few images at a time, the last task with fewer (on one to three
 /// threads); one has a 1×1 input, all padding. A 5×5
 /// convolution of one image goes the same way (classifying; in training, a slice of one image).
+/// So does b1's 7×7 stride-2 convolution, with TensorFlow's 'same' padding: 2 before and 3
+/// after on even sides (b1's, at batch 9; and 4×4), 3 and 3 on odd ones (9×9).
 #[test]
 fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward() {
     use burn::module::Param;
@@ -213,17 +215,27 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
     device.seed(11);
     // Flex's seed is shared by the tests running beside this one, so the draws differ from run
     // to run: the 1×1 input has 32 outputs, so that not all of them are cut by the ReLU.
-    for (kernel, [batch, cin, cout, side]) in [(3, [31, 64, 192, 24]), (3, [3, 6, 10, 7]), (3, [4, 5, 8, 1]), (5, [1, 6, 10, 6])] {
-        let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+    let cases = [
+        ((3, 1), [31, 64, 192, 24]),
+        ((3, 1), [3, 6, 10, 7]),
+        ((3, 1), [4, 5, 8, 1]),
+        ((5, 1), [1, 6, 10, 6]),
+        ((7, 2), [9, 1, 64, 96]),
+        ((7, 2), [3, 2, 5, 9]),
+        ((7, 2), [2, 3, 4, 4]),
+    ];
+    for ((kernel, stride), [batch, cin, cout, side]) in cases {
+        let mut layer = ConvReluConfig::new(cin, cout, kernel).with_stride(stride).init(&device);
         let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
         layer.conv.bias = Some(Param::from_tensor(bias));
         let input = Tensor::<4>::random([batch, cin, side, side], Distribution::Default, &device).require_grad();
-        let upstream = Tensor::<4>::random([batch, cout, side, side], Distribution::Default, &device);
+        let out_side = side.div_ceil(stride);
+        let upstream = Tensor::<4>::random([batch, cout, out_side, out_side], Distribution::Default, &device);
 
         let largest_difference = |a: Tensor<4>, b: Tensor<4>| (a - b).abs().max().into_scalar::<f32>();
         let own = layer.forward(input.clone());
         let before_relu = layer.conv.forward(input.clone());
-        assert_eq!(own.dims(), [batch, cout, side, side]);
+        assert_eq!(own.dims(), [batch, cout, out_side, out_side], "{kernel}×{kernel} /{stride}");
         assert!(largest_difference(own.clone(), relu(before_relu.clone())) < 1e-4, "{kernel}×{kernel}: output");
         // The ReLU of both as ours cut it: of 3.4 million outputs a few lie within rounding of
         // zero, and the two sums' rounding would cut one's gradient there and not the other's.
@@ -297,9 +309,9 @@ fn the_cpu_max_pool_is_max_pool_2d_forward_and_backward() {
     }
 }
 
-/// Classifying one image on the CPU device runs each 1×1 and 3×3 convolution as one matrix
-/// product of the weight with the image (its shifted copies for 3×3), with no layout copies:
-/// the output must be `Conv2d`'s.
+/// Classifying one image on the CPU device runs each convolution as one matrix product of the
+/// weight with the image (its shifted copies for the larger kernels), with no layout copies:
+/// the output must be `Conv2d`'s, b1's 7×7 stride-2 one included.
 #[test]
 fn one_image_convolutions_are_conv2d() {
     use burn::module::Param;
@@ -307,19 +319,19 @@ fn one_image_convolutions_are_conv2d() {
     use googlenet_web::model::ConvReluConfig;
     let device = Device::flex();
     device.seed(17);
-    for kernel in [1, 3, 5] {
+    for (kernel, stride) in [(1, 1), (3, 1), (5, 1), (7, 2)] {
         // 16 outputs for the 1×1 image, so that not all of them are cut by the ReLU.
-        for [batch, cin, cout, side] in [[1, 64, 192, 24], [1, 5, 7, 3], [1, 4, 16, 1], [2, 5, 7, 6]] {
-            let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+        for [batch, cin, cout, side] in [[1, 64, 192, 24], [1, 5, 7, 3], [1, 4, 16, 1], [2, 5, 7, 6], [1, 1, 64, 96]] {
+            let mut layer = ConvReluConfig::new(cin, cout, kernel).with_stride(stride).init(&device);
             let bias = Tensor::<1>::random([cout], Distribution::Uniform(-0.5, 0.5), &device);
             layer.conv.bias = Some(Param::from_tensor(bias));
             let input = Tensor::<4>::random([batch, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
             let own = layer.forward(input.clone());
             let as_conv = relu(layer.conv.forward(input));
-            assert_eq!(own.dims(), [batch, cout, side, side]);
+            assert_eq!(own.dims(), [batch, cout, side.div_ceil(stride), side.div_ceil(stride)]);
             let error = (own - as_conv.clone()).abs().max().into_scalar::<f32>();
             assert!(as_conv.max().into_scalar::<f32>() > 1e-3, "an output that is not zero");
-            assert!(error < 1e-4, "{kernel}×{kernel}, {batch} × {cin} → {cout} at {side}×{side}: largest difference {error}");
+            assert!(error < 1e-4, "{kernel}×{kernel} /{stride}, {batch} × {cin} → {cout} at {side}×{side}: largest difference {error}");
         }
     }
 }

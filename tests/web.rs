@@ -160,17 +160,21 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
         assert!(error < 1e-5, "{height}×{width}, stride 1, training: input gradient {error}");
     }
     // One image, and a batch (the training workers' forward pass).
-    for (kernel, [images, cin, cout, side]) in [(3, [1, 64, 192, 24]), (3, [1, 5, 7, 3]), (3, [3, 5, 7, 6]), (5, [1, 16, 32, 12]), (5, [1, 4, 16, 1])] {
-        let mut layer = ConvReluConfig::new(cin, cout, kernel).init(&device);
+    let cases = [(3, [1, 64, 192, 24]), (3, [1, 5, 7, 3]), (3, [3, 5, 7, 6]), (5, [1, 16, 32, 12]), (5, [1, 4, 16, 1]), (7, [1, 1, 64, 96])];
+    for (kernel, [images, cin, cout, side]) in cases {
+        // b1's 7×7 convolution has stride 2.
+        let mut layer = ConvReluConfig::new(cin, cout, kernel).with_stride(kernel / 4 + 1).init(&device);
         layer.conv.bias = Some(Param::from_tensor(Tensor::random([cout], Distribution::Uniform(-0.5, 0.5), &device)));
         let input = Tensor::<4>::random([images, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
         let error = largest_difference(layer.forward(input.clone()), relu(layer.conv.forward(input))).await;
         assert!(error < 1e-4, "{kernel}×{kernel}, {images} × {cin} → {cout} at {side}×{side}: largest difference {error}");
     }
     // A batch's 3×3 convolution (training), the products in two tasks here, of 9 and 8 images,
-    // and a batch's 1×1 one (an Inception head): outputs and every gradient.
+    // a batch's 1×1 one (an Inception head), and b1's 7×7 stride-2 one with TensorFlow's
+    // 'same' padding (2 before, 3 after): outputs and every gradient.
     batch_convolution_is_conv2d(ConvReluConfig::new(4, 6, 3), [17, 4, 12, 12]).await;
     batch_convolution_is_conv2d(ConvReluConfig::new(6, 10, 1), [5, 6, 7, 9]).await;
+    batch_convolution_is_conv2d(ConvReluConfig::new(1, 8, 7).with_stride(2), [5, 1, 20, 20]).await;
 }
 
 /// A batch through `config`'s layer with a bias that is not zero, on the CPU device with
@@ -187,8 +191,8 @@ async fn batch_convolution_is_conv2d(config: googlenet_web::model::ConvReluConfi
     let out_channels = layer.out_channels();
     layer.conv.bias = Some(Param::from_tensor(Tensor::random([out_channels], Distribution::Uniform(-0.5, 0.5), &training)));
     let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &training).require_grad();
-    let upstream = Tensor::<4>::random([shape[0], out_channels, shape[2], shape[3]], Distribution::Default, &training);
     let own = layer.forward(x.clone());
+    let upstream = Tensor::<4>::random(own.dims(), Distribution::Default, &training);
     let error = largest_difference(own.clone(), relu(layer.conv.forward(x.clone()))).await;
     assert!(error < 1e-4, "{case}: output {error}");
     // The ReLU of both as ours cut it, so that an output within rounding of zero cannot cut one

@@ -8,7 +8,7 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::cpu_ops::conv::conv2d_relu_stride1;
+use super::cpu_ops::conv::{conv2d_relu, Window};
 use super::cpu_ops::pointwise::pointwise_relu;
 use super::cpu_ops::pool::max_pool_3x3_same;
 
@@ -69,27 +69,34 @@ impl ConvRelu {
         if self.is_pointwise() && on_cpu(&input.device()) {
             return self.forward_columns(Columns::of(input));
         }
-        if let (Some(padding), Some(bias)) = (self.stride1_padding(input.dims()[0]), &self.conv.bias) {
+        let [batch, _, height, width] = input.dims();
+        if let (Some(window), Some(bias)) = (self.cpu_window(batch, [height, width]), &self.conv.bias) {
             if on_cpu(&input.device()) {
-                return conv2d_relu_stride1(input, self.conv.weight.val(), bias.val(), padding);
+                return conv2d_relu(input, self.conv.weight.val(), bias.val(), window);
             }
         }
         relu(self.conv.forward(input))
     }
 
-    /// The padding of a stride-1 'same' convolution that the CPU device runs as
-    /// [`conv2d_relu_stride1`] (with its ReLU): the 3×3 ones, for their faster weight gradient,
+    /// Where the kernel of a 'same' convolution goes over an input of `[height, width]`, when
+    /// the CPU device runs it as [`conv2d_relu`] (with its ReLU): the 3×3 ones, for their faster
+    /// weight gradient; b1's 7×7 stride-2 one, whose gradient burn-flex computes on one core;
     /// and the 5×5 ones for one image (classifying), as one matrix product. A batch's 5×5 ones
     /// keep `Conv2d`: with 25 shifted copies of small inputs (12×12 and less) the copies cost
     /// more than the product saves (BENCHMARKS.md).
-    fn stride1_padding(&self, batch: usize) -> Option<usize> {
+    fn cpu_window(&self, batch: usize, [height, width]: [usize; 2]) -> Option<Window> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
-        let plain = same && self.conv.stride == [1, 1] && self.conv.dilation == [1, 1] && self.conv.groups == 1;
-        match self.conv.kernel_size {
-            [3, 3] if plain => Some(1),
-            [5, 5] if plain && batch == 1 => Some(2),
-            _ => None,
-        }
+        let [stride, stride_x] = self.conv.stride;
+        let plain = same && stride == stride_x && height == width && self.conv.dilation == [1, 1] && self.conv.groups == 1;
+        let taken = match (self.conv.kernel_size, stride) {
+            ([3, 3], 1) | ([7, 7], 2) => true,
+            ([5, 5], 1) => batch == 1,
+            _ => false,
+        };
+        // TensorFlow's 'same': ceil(side / stride) outputs, the odd one of the padding after.
+        let kernel = self.conv.kernel_size[0];
+        let padding = ((height.div_ceil(stride).max(1) - 1) * stride + kernel).saturating_sub(height);
+        (plain && taken).then_some(Window { stride, before: padding / 2, after: padding - padding / 2 })
     }
 
     /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU

@@ -1,5 +1,5 @@
-//! The CPU device's 3×3 convolutions and their ReLU, forward and backward, as matrix products
-//! of the input's shifted copies (im2col).
+//! The CPU device's 3×3 convolutions, b1's 7×7 stride-2 one and their ReLU, forward and
+//! backward, as matrix products of the input's shifted copies (im2col).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.
@@ -19,8 +19,9 @@
 //! gradient is laid out for both products, with the bias's gradient summed in the same pass.
 //!
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step. Only
-//! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any odd kernel; the model uses it
-//! for the 3×3 ones, where it measured faster (`ConvRelu`), and for one image's 5×5 ones.
+//! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any square kernel, stride and
+//! padding ([`Window`]); the model uses it where it measured faster (`ConvRelu`): the 3×3 ones,
+//! b1's 7×7 stride-2 one, and one image's 5×5 ones.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -44,39 +45,65 @@ const COLUMNS_LIMIT: usize = 2 << 20;
 /// for a few dozen.
 const PRODUCT_COLUMNS: usize = 1024;
 
+/// Where a square kernel goes over a square input, on both axes: every `stride`-th position,
+/// with `before` zeros before the input and `after` after it. TensorFlow's 'same' padding puts
+/// the odd one after (b1's 7×7 stride-2 convolution of 96×96: 2 before, 3 after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) stride: usize,
+    pub(crate) before: usize,
+    pub(crate) after: usize,
+}
+
+impl Window {
+    /// The output's side for an input side `size` and a `kernel`.
+    fn out(self, size: usize, kernel: usize) -> usize {
+        (size + self.before + self.after - kernel) / self.stride + 1
+    }
+
+    /// The output positions `first..end` (of `out`) whose input position `at · stride + offset
+    /// − before` lies inside an input of `size`, for the kernel offset `offset` (`first == end`
+    /// where there are none).
+    fn inside(self, size: usize, offset: usize, out: usize) -> (usize, usize) {
+        let first = self.before.saturating_sub(offset).div_ceil(self.stride).min(out);
+        let end = (size + self.before).saturating_sub(offset).div_ceil(self.stride).min(out);
+        (first, end.max(first))
+    }
+}
+
 #[backend_extension(Autodiff, Flex)]
-pub trait Stride1ConvBackend: Backend {
-    /// A stride-1 convolution with `padding` zeros on every side, plus `bias`, then ReLU.
-    fn conv2d_relu_stride1(
+pub trait ConvReluBackend: Backend {
+    /// A convolution over `window`, plus `bias`, then ReLU.
+    fn conv2d_relu(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        padding: usize,
+        window: Window,
     ) -> FloatTensor<Self>;
 }
 
-impl Stride1ConvBackend for Flex {
-    fn conv2d_relu_stride1(
+impl ConvReluBackend for Flex {
+    fn conv2d_relu(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        padding: usize,
+        window: Window,
     ) -> FloatTensor<Self> {
         match x.shape()[0] {
-            1 => one_image(x, weight, bias, padding),
-            _ => images(x, weight, bias, padding),
+            1 => one_image(x, weight, bias, window),
+            _ => images(x, weight, bias, window),
         }
     }
 }
 
-impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
-    fn conv2d_relu_stride1(
+impl<C: CheckpointStrategy> ConvReluBackend for Autodiff<Flex, C> {
+    fn conv2d_relu(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        padding: usize,
+        window: Window,
     ) -> FloatTensor<Self> {
-        match Stride1ConvRelu
+        match ConvReluBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -84,33 +111,33 @@ impl<C: CheckpointStrategy> Stride1ConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let output = <Flex as Stride1ConvBackend>::conv2d_relu_stride1(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), padding);
+                let output = <Flex as ConvReluBackend>::conv2d_relu(x.into_primitive(), weight.into_primitive(), bias.into_primitive(), window);
                 // The output's ReLU cut for the backward step: the same values the next layer
                 // keeps as its input, so nothing more is kept.
-                prep.finish((x_state, weight_state, padding, output.clone()), output)
+                prep.finish((x_state, weight_state, window, output.clone()), output)
             }
             // Nothing to differentiate: the forward pass without autodiff.
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as Stride1ConvBackend>::conv2d_relu_stride1(
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as ConvReluBackend>::conv2d_relu(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
-                padding,
+                window,
             )),
         }
     }
 }
 
 #[derive(Debug)]
-struct Stride1ConvRelu;
+struct ConvReluBackward;
 
-impl Backward<Flex, 3> for Stride1ConvRelu {
-    /// The input, the weight, the padding, the output (after the ReLU).
-    type State = (NodeId, NodeId, usize, FloatTensor<Flex>);
+impl Backward<Flex, 3> for ConvReluBackward {
+    /// The input, the weight, the window, the output (after the ReLU).
+    type State = (NodeId, NodeId, Window, FloatTensor<Flex>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, padding, output) = ops.state;
+        let (x_state, weight_state, window, output) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<Flex>>(weight_state);
 
@@ -129,17 +156,17 @@ impl Backward<Flex, 3> for Stride1ConvRelu {
             grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(bias_gradient, [out_channels]), &device));
         }
         if let Some(node) = node_x {
-            let gradient = input_gradient(values(&weight), &grad, shape, out_channels, kernel, padding);
+            let gradient = input_gradient(values(&weight), &grad, shape, out_channels, kernel, window);
             grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(gradient, shape), &device));
         }
         if let Some(node) = node_weight {
-            let gradient = weight_gradient(values(&x), &grad, shape, out_channels, kernel, padding);
+            let gradient = weight_gradient(values(&x), &grad, shape, out_channels, kernel, window);
             grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(gradient, weight_shape), &device));
         }
     }
 }
 
-/// The input gradient of a stride-1 convolution with `padding`: `weightᵀ [in·k·k, out] · grad
+/// The input gradient of a convolution over `window`: `weightᵀ [in·k·k, out] · grad
 /// [out, images·positions]` for each task's images, each row then added back to the input
 /// positions it was copied from ([`add_shifted`]), a task of a few images a thread.
 /// burn-flex's (a transposed convolution) makes the same product one image at a time: a few
@@ -149,8 +176,8 @@ impl Backward<Flex, 3> for Stride1ConvRelu {
 /// - weight: `[out, in, kernel, kernel]`
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[batch, in, height, width]`
-fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
-    let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
+fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let mut gradient = vec![0.0f32; batch * image];
     for_each_task(&mut gradient, per_task * image, |task, into| {
@@ -158,13 +185,13 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
         let grad = Operand::Plain(&grad[first * positions..], batch * positions);
         let mut shifted = vec![0.0f32; rows * images * positions];
         product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images * positions], false);
-        add_shifted(&shifted, into, [images, channels, height, width], kernel, padding);
+        add_shifted(&shifted, into, [images, channels, height, width], kernel, window);
     });
     gradient
 }
 
-/// The weight gradient of a stride-1 convolution with `padding`: `Σ over images and positions
-/// of grad[out] · x[in] shifted by the kernel offset`, the products `grad [out,
+/// The weight gradient of a convolution over `window`: `Σ over images and positions of
+/// grad[out] · x[in] at the kernel offset`, the products `grad [out,
 /// images·positions] · shifted copiesᵀ`, a task of a few images at a time. Each thread sums its
 /// share of the tasks in order, and the shares are added in order: the same sum on every run.
 ///
@@ -172,8 +199,8 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
 /// - x: `[batch, in, height, width]`
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[out, in, kernel, kernel]`
-fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, padding: usize) -> Vec<f32> {
-    let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
+fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let tasks = batch.div_ceil(per_task);
     let shares = threads().min(tasks).max(1);
@@ -182,7 +209,7 @@ fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]
         for task in share * tasks / shares..(share + 1) * tasks / shares {
             let (first, images) = (task * per_task, per_task.min(batch - task * per_task));
             let grad = Operand::Plain(&grad[first * positions..], batch * positions);
-            let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
+            let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, window);
             let accumulate = task > share * tasks / shares;
             product(&mut sum, grad, Operand::Transposed(&copies, images * positions), [out_channels, images * positions, rows], accumulate);
         }
@@ -191,11 +218,10 @@ fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]
     sum_of_shares(shares, out_channels * rows, share)
 }
 
-/// A stride-1 convolution's values an input image, positions an output plane, and rows of
-/// shifted copies (`in·kernel·kernel`).
-fn sizes([channels, height, width]: [usize; 3], kernel: usize, padding: usize) -> (usize, usize, usize) {
-    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    (channels * height * width, out_height * out_width, channels * kernel * kernel)
+/// A convolution's values an input image, positions an output plane, and rows of shifted
+/// copies (`in·kernel·kernel`).
+fn sizes([channels, height, width]: [usize; 3], kernel: usize, window: Window) -> (usize, usize, usize) {
+    (channels * height * width, window.out(height, kernel) * window.out(width, kernel), channels * kernel * kernel)
 }
 
 /// How many of a batch's images one task takes: enough for [`PRODUCT_COLUMNS`] columns in its
@@ -215,26 +241,26 @@ fn images_per_task(batch: usize, positions: usize, rows: usize) -> usize {
 /// Adds each row of `shifted` (`[in·kernel·kernel, images·out_height·out_width]`, laid out as
 /// [`shifted_copies`] makes them) back to the input positions its values were copied from, into
 /// `input` (`[images, in, height, width]`): the transpose of [`shifted_copies`] (col2im).
-fn add_shifted(shifted: &[f32], input: &mut [f32], [images, channels, height, width]: [usize; 4], kernel: usize, padding: usize) {
-    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    let positions = out_height * out_width;
+fn add_shifted(shifted: &[f32], input: &mut [f32], [images, channels, height, width]: [usize; 4], kernel: usize, window: Window) {
+    let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
+    let (positions, stride) = (out_height * out_width, window.stride);
     // Plane (image, channel) of the input, from the channel's kernel·kernel rows.
     let one_plane = |(plane_index, plane): (usize, &mut [f32])| {
         let (image, channel) = (plane_index / channels, plane_index % channels);
         for (dy, dx) in (0..kernel).flat_map(|dy| (0..kernel).map(move |dx| (dy, dx))) {
             let row = (channel * kernel + dy) * kernel + dx;
             let from = &shifted[(row * images + image) * positions..(row * images + image + 1) * positions];
-            // Output columns whose input column x + dx − padding lies inside the input.
-            let (first, end) = (padding.saturating_sub(dx), (width + padding).saturating_sub(dx).min(out_width));
-            if first >= end {
+            let ((first_y, end_y), (first, end)) = (window.inside(height, dy, out_height), window.inside(width, dx, out_width));
+            if first == end {
                 continue;
             }
-            for (y, from) in from.chunks_exact(out_width).enumerate() {
-                let Some(target) = (y + dy).checked_sub(padding).filter(|&target| target < height) else {
-                    continue;
-                };
-                let into = &mut plane[target * width + first + dx - padding..target * width + end + dx - padding];
-                into.iter_mut().zip(&from[first..end]).for_each(|(into, &value)| *into += value);
+            for y in first_y..end_y {
+                let (target, from) = ((y * stride + dy - window.before) * width, &from[y * out_width + first..y * out_width + end]);
+                let at = target + first * stride + dx - window.before;
+                match stride {
+                    1 => plane[at..at + from.len()].iter_mut().zip(from).for_each(|(into, &value)| *into += value),
+                    _ => plane[at..].iter_mut().step_by(stride).zip(from).for_each(|(into, &value)| *into += value),
+                }
             }
         }
     };
@@ -247,34 +273,34 @@ fn add_shifted(shifted: &[f32], input: &mut [f32], [images, channels, height, wi
     input.chunks_mut(height * width).enumerate().for_each(one_plane);
 }
 
-/// The input's shifted copies for a stride-1 `kernel`×`kernel` convolution with `padding`
-/// (im2col): row `(in, dy, dx)` holds, for every image and output position, the input at that
-/// position shifted by `(dy − padding, dx − padding)`, zero outside it. Made directly, a run of
-/// a row at a time (rows of copies on every core natively): Burn's slices of a padded copy,
+/// The input's shifted copies for a `kernel`×`kernel` convolution over `window` (im2col): row
+/// `(in, dy, dx)` holds, for every image and output position `(y, x)`, the input at `(y ·
+/// stride + dy − before, x · stride + dx − before)`, zero outside it. Made directly, a run of a
+/// row at a time (rows of copies on every core natively): Burn's slices of a padded copy,
 /// concatenated, went through a strided copy of every element.
 ///
 /// # Shapes
 /// - input: `[images, in, height, width]`, contiguous
 /// - output: `[in·kernel·kernel, images·out_height·out_width]`
-fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], kernel: usize, padding: usize) -> Vec<f32> {
-    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    let positions = out_height * out_width;
+fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], kernel: usize, window: Window) -> Vec<f32> {
+    let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
+    let (positions, stride) = (out_height * out_width, window.stride);
     let mut columns = vec![0.0f32; channels * kernel * kernel * images * positions];
     let one_row = |(row, copies): (usize, &mut [f32])| {
         let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
-        // Output columns whose input column x + dx − padding lies inside the input.
-        let (first, end) = (padding.saturating_sub(dx), (width + padding).saturating_sub(dx).min(out_width));
-        if first >= end {
+        let ((first_y, end_y), (first, end)) = (window.inside(height, dy, out_height), window.inside(width, dx, out_width));
+        if first == end {
             return;
         }
         for (image, shifted) in copies.chunks_exact_mut(positions).enumerate() {
             let plane = &input[(image * channels + channel) * height * width..(image * channels + channel + 1) * height * width];
-            for (y, shifted) in shifted.chunks_exact_mut(out_width).enumerate() {
-                let Some(source) = (y + dy).checked_sub(padding).filter(|&source| source < height) else {
-                    continue;
-                };
-                let source = &plane[source * width + first + dx - padding..source * width + end + dx - padding];
-                shifted[first..end].copy_from_slice(source);
+            for y in first_y..end_y {
+                let at = (y * stride + dy - window.before) * width + first * stride + dx - window.before;
+                let into = &mut shifted[y * out_width + first..y * out_width + end];
+                match stride {
+                    1 => into.copy_from_slice(&plane[at..at + into.len()]),
+                    _ => into.iter_mut().zip(plane[at..].iter().step_by(stride)).for_each(|(into, &value)| *into = value),
+                }
             }
         }
     };
@@ -290,12 +316,12 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
     columns
 }
 
-/// A batch's stride-1 convolution as matrix products, a task of a few images a thread: `weight
+/// A batch's convolution as matrix products, a task of a few images a thread: `weight
 /// [out, in·k·k] · shifted copies [in·k·k, images·positions]`, then each image's outputs (plus
 /// the bias, through the ReLU) copied to their place. burn-flex's convolution first reorders
 /// the whole input to channels-last on one core, and writes each output value apart.
 ///
-/// Never inlined: inlined into [`Stride1ConvBackend::conv2d_relu_stride1`] of the `web`
+/// Never inlined: inlined into [`ConvReluBackend::conv2d_relu`] of the `web`
 /// build (`opt-level = "z"`), it made the page's classification of one image, which does not
 /// run it, 1.5 ms slower (25.3–25.8 against 23.5–24.0 ms; BENCHMARKS.md).
 ///
@@ -303,18 +329,18 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
 /// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
 /// - output: `[batch, out, out_height, out_width]`
 #[inline(never)]
-fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, padding: usize) -> FloatTensor<Flex> {
+fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, window: Window) -> FloatTensor<Flex> {
     let [batch, channels, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();
-    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
-    let (image, positions, rows) = sizes([channels, height, width], kernel, padding);
+    let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
+    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let (input, weight, bias) = (values(&x), values(&weight), values(&bias));
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let mut output = vec![0.0f32; batch * out_channels * positions];
     for_each_task(&mut output, per_task * out_channels * positions, |task, outputs| {
         let (first, images) = (task * per_task, outputs.len() / (out_channels * positions));
-        let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, padding);
+        let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, window);
         // [out, images·positions]
         let mut products = vec![0.0f32; out_channels * images * positions];
         product(&mut products, Operand::Plain(weight, rows), Operand::Plain(&copies, images * positions), [out_channels, rows, images * positions], false);
@@ -330,7 +356,7 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     Flex::float_from_data(TensorData::new(output, [batch, out_channels, out_height, out_width]), &x.device())
 }
 
-/// One image's stride-1 convolution as one matrix product, `weight [out, in·k·k] · columns`,
+/// One image's convolution as one matrix product, `weight [out, in·k·k] · columns`,
 /// then the bias and the ReLU ([`products_with_relu`], as a 1×1 convolution's): Burn's
 /// convolution reorders the whole weight and the input on every call, which a single image
 /// (classifying) does not amortise. The columns are its [`shifted_copies`].
@@ -338,17 +364,17 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
 /// # Shapes
 /// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
 /// - output: `[1, out, out_height, out_width]`
-fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, padding: usize) -> FloatTensor<Flex> {
+fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, window: Window) -> FloatTensor<Flex> {
     let [_, channels, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();
-    let (out_height, out_width) = (height + 2 * padding + 1 - kernel, width + 2 * padding + 1 - kernel);
+    let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
-    let columns = shifted_copies(values(&x), [1, channels, height, width], kernel, padding);
+    let columns = shifted_copies(values(&x), [1, channels, height, width], kernel, window);
     let output = products_with_relu(&columns, values(&weight), values(&bias), [out_channels, channels * kernel * kernel, out_height * out_width]);
     Flex::float_from_data(TensorData::new(output, [1, out_channels, out_height, out_width]), &x.device())
 }
 
-/// A stride-1 convolution with `padding` on every side and a bias, then ReLU, on the CPU device
+/// A convolution over `window` with a bias, then ReLU, on the CPU device
 /// (with or without autodiff), whose gradients are [`input_gradient`] and [`weight_gradient`].
 /// With the ReLU in the op, its cut is made in the pass that places the outputs, and undone in
 /// the one that lays out the gradient ([`through_relu`]): Burn's ReLU is a pass of its own each
@@ -356,12 +382,13 @@ fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<
 ///
 /// # Shapes
 /// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
-/// - output: `[batch, out, height + 2·padding − kernel + 1, width + 2·padding − kernel + 1]`
-pub(crate) fn conv2d_relu_stride1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as Stride1ConvBackend>::conv2d_relu_stride1(
+/// - output: `[batch, out, (height + before + after − kernel) / stride + 1, (width + …) / stride
+///   + 1]`
+pub(crate) fn conv2d_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, window: Window) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ConvReluBackend>::conv2d_relu(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
-        padding,
+        window,
     ))
 }

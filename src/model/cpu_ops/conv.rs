@@ -36,7 +36,7 @@ use burn::tensor::{Tensor, TensorData};
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
 use super::pointwise::products_with_relu;
-use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, Operand};
+use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
 const COLUMNS_LIMIT: usize = 2 << 20;
@@ -179,7 +179,7 @@ impl Backward<Flex, 3> for ConvReluBackward {
 fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
     let (image, positions, rows) = sizes([channels, height, width], kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
-    let mut gradient = vec![0.0f32; batch * image];
+    let mut gradient = zeros(batch * image);
     for_each_task(&mut gradient, per_task * image, |task, into| {
         let (first, images) = (task * per_task, into.len() / image);
         let grad = Operand::Plain(&grad[first * positions..], batch * positions);
@@ -337,7 +337,7 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let (input, weight, bias) = (values(&x), values(&weight), values(&bias));
     let per_task = images_per_task(batch, positions, rows + out_channels);
-    let mut output = vec![0.0f32; batch * out_channels * positions];
+    let mut output = zeros(batch * out_channels * positions);
     for_each_task(&mut output, per_task * out_channels * positions, |task, outputs| {
         let (first, images) = (task * per_task, outputs.len() / (out_channels * positions));
         let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, window);

@@ -78,6 +78,21 @@ pub(crate) fn product(into: &mut [f32], a: Operand, b: Operand, [m, k, n]: [usiz
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) const PARALLEL_COPIES: usize = 1 << 18;
 
+/// `len` zeros: natively, the large ones written on every core. The native binaries keep freed
+/// memory for the next step (`src/allocator.rs`), so a large buffer is not fresh zero pages
+/// from the system but one that `vec!` clears on the calling thread, while the other cores
+/// wait: a step's outputs and gradients were 4 % of its time that way (BENCHMARKS.md).
+pub(crate) fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if len >= PARALLEL_COPIES {
+        use rayon::prelude::*;
+        let mut zeros = Vec::with_capacity(len);
+        zeros.par_extend(rayon::iter::repeat_n(T::default(), len));
+        return zeros;
+    }
+    vec![T::default(); len]
+}
+
 /// How many threads share the tasks: rayon's natively, one in the wasm.
 pub(crate) fn threads() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
@@ -104,7 +119,7 @@ pub(crate) fn for_each_task(into: &mut [f32], part: usize, task: impl Fn(usize, 
 /// gradient. Once for both of a convolution's gradients; a row a thread natively.
 pub(crate) fn through_relu(grad: &[f32], output: &[f32], images: usize, positions: usize) -> (Vec<f32>, Vec<f32>) {
     let channels = grad.len() / (images * positions).max(1);
-    let mut matrix = vec![0.0f32; grad.len()];
+    let mut matrix = zeros(grad.len());
     let mut sums = vec![0.0f32; channels];
     let one_row = |(channel, (row, sum)): (usize, (&mut [f32], &mut f32))| {
         for (image, into) in row.chunks_exact_mut(positions).enumerate() {

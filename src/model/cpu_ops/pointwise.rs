@@ -24,7 +24,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Tensor, TensorData};
 
-use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, Operand};
+use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
 
 #[backend_extension(Autodiff, Flex)]
 pub trait PointwiseConvBackend: Backend {
@@ -46,7 +46,7 @@ impl PointwiseConvBackend for Flex {
 /// the threads, each share one product on its thread and then its bias and ReLU. Also one
 /// image's 3×3 and 5×5 convolutions (classifying), on their shifted copies.
 pub(super) fn products_with_relu(columns: &[f32], weight: &[f32], bias: &[f32], [outputs, inputs, n]: [usize; 3]) -> Vec<f32> {
-    let mut output = vec![0.0f32; outputs * n];
+    let mut output = zeros(outputs * n);
     let per_task = outputs.div_ceil(threads()).max(1);
     for_each_task(&mut output, per_task * n, |task, rows| {
         let first = task * per_task;
@@ -117,7 +117,7 @@ impl Backward<Flex, 3> for PointwiseRelu {
 
 /// `weightᵀ [in, out] · grad [out, n]`, the rows shared between the threads.
 fn columns_gradient(weight: &[f32], grad: &[f32], [outputs, inputs, n]: [usize; 3]) -> Vec<f32> {
-    let mut gradient = vec![0.0f32; inputs * n];
+    let mut gradient = zeros(inputs * n);
     let per_task = inputs.div_ceil(threads()).max(1);
     for_each_task(&mut gradient, per_task * n, |task, rows| {
         let count = rows.len() / n.max(1);

@@ -21,7 +21,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::values;
+use super::{values, zeros};
 
 const KERNEL: usize = 3;
 
@@ -389,8 +389,8 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
     let (row_centres, column_centres) = (centres(height, stride), centres(width, stride));
     let (plane_in, plane_out) = (height * width, rows.len() * columns.len());
     let input = values(&x);
-    let mut output = vec![0.0f32; batch * channels * plane_out];
-    let mut positions = vec![0i32; if with_positions { output.len() } else { 0 }];
+    let mut output = zeros(batch * channels * plane_out);
+    let mut positions = zeros(if with_positions { output.len() } else { 0 });
     // Groups of whole planes of about `GROUP` values (their scratch stays in the cache), on
     // every core natively; without positions, one group in the wasm.
     let per_group = GROUP.div_ceil(plane_in.max(1));

@@ -202,10 +202,10 @@ fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_b
 /// of the output gradient with the input's shifted copies (a backend extension): the output and
 /// every gradient must be `Conv2d`'s. The first case is b2's layer at batch 31, which each
 /// product takes a task of a few images at a time, the last task with fewer (on one to three
-/// threads); one has a 1×1 input, all padding. A 5×5
-/// convolution of one image goes the same way (classifying; in training, a slice of one image).
-/// So does b1's 7×7 stride-2 convolution, with TensorFlow's 'same' padding: 2 before and 3
-/// after on even sides (b1's, at batch 9; and 4×4), 3 and 3 on odd ones (9×9).
+/// threads); one has a 1×1 input, all padding. The 5×5 convolutions go the same way (3a's
+/// at batch 7, and one image), and so does b1's 7×7 stride-2 convolution, with TensorFlow's
+/// 'same' padding: 2 before and 3 after on even sides (b1's, at batch 9; and 4×4), 3 and 3 on
+/// odd ones (9×9).
 #[test]
 fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward() {
     use burn::module::Param;
@@ -219,6 +219,7 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
         ((3, 1), [31, 64, 192, 24]),
         ((3, 1), [3, 6, 10, 7]),
         ((3, 1), [4, 5, 8, 1]),
+        ((5, 1), [7, 16, 32, 12]),
         ((5, 1), [1, 6, 10, 6]),
         ((7, 2), [9, 1, 64, 96]),
         ((7, 2), [3, 2, 5, 9]),

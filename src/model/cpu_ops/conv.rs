@@ -1,5 +1,5 @@
-//! The CPU device's 3×3 convolutions, b1's 7×7 stride-2 one and their ReLU, forward and
-//! backward, as matrix products of the input's shifted copies (im2col).
+//! The CPU device's 3×3 and 5×5 convolutions, b1's 7×7 stride-2 one and their ReLU, forward
+//! and backward, as matrix products of the input's shifted copies (im2col).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.
@@ -20,8 +20,8 @@
 //!
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step. Only
 //! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any square kernel, stride and
-//! padding ([`Window`]); the model uses it where it measured faster (`ConvRelu`): the 3×3 ones,
-//! b1's 7×7 stride-2 one, and one image's 5×5 ones.
+//! padding ([`Window`]); the model runs every convolution but the 1×1 ones with it
+//! (`ConvRelu`).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -71,7 +71,7 @@ fn max_into(into: &mut [f32], from: &[f32]) {
 }
 
 /// The pool of whole planes (`[height, width]` each, back to back in `planes`) when no
-/// positions are kept (classifying): the same maxima as [`pool_plane`], comparing values only,
+/// positions are kept (classifying): the same maxima as [`pool_planes`], comparing values only,
 /// over all the planes at once (their windows' maxima as whole-slice [`max_into`]s, then the
 /// values next to a plane's or a row's edge worked out again).
 fn max_planes(

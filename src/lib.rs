@@ -1,8 +1,9 @@
 //! GoogLeNet (D2L §5.9) trained and inspected in the browser with Burn on WebGPU.
 //!
 //! The core — [`model`], [`data`], [`train`], [`architecture`] — is DOM-free and runs on any
-//! Burn device, as is [`bench`](mod@bench), the benchmark; [`engine`] chooses that device (the only code that touches WebGPU), and
-//! `app` is the Leptos page and `worker` the Web Worker that trains.
+//! Burn device, as is [`bench`](mod@bench), the benchmark; [`engine`] chooses that device
+//! (the only code that touches WebGPU), and `app` is the Leptos page and `worker` the Web
+//! Worker that trains.
 
 pub mod architecture;
 pub mod bench;

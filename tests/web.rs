@@ -112,9 +112,8 @@ async fn sgd_steps_on_webgpu_make_the_loss_fall_on_real_images() {
 
 /// In the wasm the CPU device's own layers run SIMD128 code (natively, SSE2 or plain loops): the
 /// max-pools, stride 2 and 1, classifying and training (with their input gradients), one
-/// image's 3×3, 5×5 and 7×7 stride-2 convolutions and a batch's 1×1, 3×3 and 7×7 stride-2
-/// ones (with their ReLU and every gradient) must give Burn's `MaxPool2d` and `Conv2d` here
-/// too.
+/// image's 3×3, 5×5 and 7×7 stride-2 convolutions and a batch's of every kernel (with their
+/// ReLU and every gradient) must give Burn's `MaxPool2d` and `Conv2d` here too.
 #[wasm_bindgen_test]
 async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
     use burn::module::Param;
@@ -171,10 +170,10 @@ async fn the_cpu_devices_own_layers_are_burns_in_the_wasm() {
         assert!(error < 1e-4, "{kernel}×{kernel}, {images} × {cin} → {cout} at {side}×{side}: largest difference {error}");
     }
     // A batch's 3×3 convolution (training), the products in two tasks here, of 9 and 8 images,
-    // a batch's 1×1 one (an Inception head), and b1's 7×7 stride-2 one with TensorFlow's
-    // 'same' padding (2 before, 3 after): outputs and every gradient. (A batch's 5×5 ones keep
-    // `Conv2d` in the wasm.)
+    // a batch's 5×5 and 1×1 ones (an Inception block's), and b1's 7×7 stride-2 one with
+    // TensorFlow's 'same' padding (2 before, 3 after): outputs and every gradient.
     batch_convolution_is_conv2d(ConvReluConfig::new(4, 6, 3), [17, 4, 12, 12]).await;
+    batch_convolution_is_conv2d(ConvReluConfig::new(3, 5, 5), [4, 3, 6, 6]).await;
     batch_convolution_is_conv2d(ConvReluConfig::new(6, 10, 1), [5, 6, 7, 9]).await;
     batch_convolution_is_conv2d(ConvReluConfig::new(1, 8, 7).with_stride(2), [5, 1, 20, 20]).await;
 }

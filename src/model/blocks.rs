@@ -69,8 +69,8 @@ impl ConvRelu {
         if self.is_pointwise() && on_cpu(&input.device()) {
             return self.forward_columns(Columns::of(input));
         }
-        let [batch, _, height, width] = input.dims();
-        if let (Some(window), Some(bias)) = (self.cpu_window(batch, [height, width]), &self.conv.bias) {
+        let [_, _, height, width] = input.dims();
+        if let (Some(window), Some(bias)) = (self.cpu_window([height, width]), &self.conv.bias) {
             if on_cpu(&input.device()) {
                 return conv2d_relu(input, self.conv.weight.val(), bias.val(), window);
             }
@@ -82,18 +82,12 @@ impl ConvRelu {
     /// the CPU device runs it as [`conv2d_relu`] (with its ReLU): every convolution but the 1×1
     /// ones (matrix products of [`Columns`]), that is the 3×3 and 5×5 ones and b1's 7×7
     /// stride-2 one. burn-flex computes their gradients partly on one core, and with Burn's
-    /// ReLU apart (BENCHMARKS.md). In the page a batch's 5×5 ones keep `Conv2d`: through the op
-    /// they trained 2.5 % faster there, but the page's longest frame gap while training grew
-    /// from 83 to 100 ms, the limit (BENCHMARKS.md).
-    fn cpu_window(&self, batch: usize, [height, width]: [usize; 2]) -> Option<Window> {
+    /// ReLU apart (BENCHMARKS.md).
+    fn cpu_window(&self, [height, width]: [usize; 2]) -> Option<Window> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
         let [stride, stride_x] = self.conv.stride;
         let plain = same && stride == stride_x && height == width && self.conv.dilation == [1, 1] && self.conv.groups == 1;
-        let taken = match (self.conv.kernel_size, stride) {
-            ([3, 3], 1) | ([7, 7], 2) => true,
-            ([5, 5], 1) => batch == 1 || cfg!(not(target_arch = "wasm32")),
-            _ => false,
-        };
+        let taken = matches!((self.conv.kernel_size, stride), ([3, 3], 1) | ([5, 5], 1) | ([7, 7], 2));
         // TensorFlow's 'same': ceil(side / stride) outputs, the odd one of the padding after.
         let kernel = self.conv.kernel_size[0];
         let padding = ((height.div_ceil(stride).max(1) - 1) * stride + kernel).saturating_sub(height);

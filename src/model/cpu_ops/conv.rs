@@ -21,7 +21,7 @@
 //! It is a backend extension (Burn's `#[backend_extension]`) with its own backward step. Only
 //! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any square kernel, stride and
 //! padding ([`Window`]); the model runs every convolution but the 1×1 ones with it
-//! (`ConvRelu`), but for a batch's 5×5 ones in the page.
+//! (`ConvRelu`).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -4,8 +4,7 @@
 //! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
 //!
 //! - [`conv`]: the 3×3, 5×5 and 7×7 stride-2 convolutions and their ReLU as shifted copies
-//!   and matrix products, a task of a few images a thread, forward and both gradients (in the
-//!   page a batch's 5×5 ones keep `Conv2d`).
+//!   and matrix products, a task of a few images a thread, forward and both gradients.
 //! - [`pointwise`]: the 1×1 convolutions and their ReLU as matrix products, a share of the rows
 //!   or columns a thread.
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.

@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::cpu_ops::conv::{conv2d_relu, Window};
+use super::layout::{in_device_layout, Activations, ChannelsFirst};
 use super::cpu_ops::pointwise::pointwise_relu;
 use super::cpu_ops::pool::max_pool_3x3_same;
 
@@ -66,23 +67,42 @@ impl ConvRelu {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, ceil(height / stride), ceil(width / stride)]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        if self.is_pointwise() && on_cpu(&input.device()) {
-            return self.forward_columns(Columns::of(input));
+        in_device_layout(input, |x| x.conv(self), |x| x.conv(self))
+    }
+
+    /// The CPU device's form ([`ChannelsFirst`]): a 1×1 convolution is `relu(weight [out, in]
+    /// · input [in, batch·height·width] + bias)` as one op ([`pointwise_relu`]); the 3×3, 5×5
+    /// and b1's 7×7 stride-2 ones go through [`conv2d_relu`] (see [`cpu_window`]). Both are
+    /// much faster to train than burn-flex's `Conv2d`, which computes a 1×1 kernel's weight
+    /// gradient as one matrix-vector product per input channel, and others' partly on one
+    /// core, with Burn's ReLU apart (BENCHMARKS.md). Any other convolution (none in the model)
+    /// goes through `Conv2d`.
+    ///
+    /// [`cpu_window`]: Self::cpu_window
+    ///
+    /// # Shapes
+    /// - input: `[in_channels, batch, height, width]`
+    /// - output: `[out_channels, batch, ceil(height / stride), ceil(width / stride)]`
+    pub(crate) fn forward_channels_first(&self, input: ChannelsFirst) -> ChannelsFirst {
+        let [channels, batch, height, width] = input.0.dims();
+        let out_channels = self.out_channels();
+        let Some(bias) = self.conv.bias.as_ref().map(Param::val) else {
+            return ChannelsFirst::of(relu(self.conv.forward(input.into_images_first())));
+        };
+        if self.is_pointwise() {
+            let weight = self.conv.weight.val().reshape([out_channels, channels]);
+            let output = pointwise_relu(input.0.reshape([channels, batch * height * width]), weight, bias);
+            return ChannelsFirst(output.reshape([out_channels, batch, height, width]));
         }
-        let [_, _, height, width] = input.dims();
-        if let (Some(window), Some(bias)) = (self.cpu_window([height, width]), &self.conv.bias) {
-            if on_cpu(&input.device()) {
-                return conv2d_relu(input, self.conv.weight.val(), bias.val(), window);
-            }
+        match self.cpu_window([height, width]) {
+            Some(window) => ChannelsFirst(conv2d_relu(input.0, self.conv.weight.val(), bias, window)),
+            None => ChannelsFirst::of(relu(self.conv.forward(input.into_images_first()))),
         }
-        relu(self.conv.forward(input))
     }
 
     /// Where the kernel of a 'same' convolution goes over an input of `[height, width]`, when
-    /// the CPU device runs it as [`conv2d_relu`] (with its ReLU): every convolution but the 1×1
-    /// ones (matrix products of [`Columns`]), that is the 3×3 and 5×5 ones and b1's 7×7
-    /// stride-2 one. burn-flex computes their gradients partly on one core, and with Burn's
-    /// ReLU apart (BENCHMARKS.md).
+    /// the CPU device runs it as [`conv2d_relu`] (with its ReLU): the 3×3 and 5×5 ones and b1's
+    /// 7×7 stride-2 one.
     fn cpu_window(&self, [height, width]: [usize; 2]) -> Option<Window> {
         let same = matches!(self.conv.padding, PaddingConfig2d::Same);
         let [stride, stride_x] = self.conv.stride;
@@ -92,31 +112,6 @@ impl ConvRelu {
         let kernel = self.conv.kernel_size[0];
         let padding = ((height.div_ceil(stride).max(1) - 1) * stride + kernel).saturating_sub(height);
         (plain && taken).then_some(Window { stride, before: padding / 2, after: padding - padding / 2 })
-    }
-
-    /// This 1×1 convolution and its ReLU on an input already laid out as [`Columns`] (the CPU
-    /// device's form of a 1×1 convolution): `relu(weight [out, in] · columns + bias)` as one op
-    /// ([`pointwise_relu`]), with the same weights. On the CPU backend this is much faster to
-    /// train than `Conv2d`, which computes a 1×1 kernel's weight gradient as one matrix-vector
-    /// product per input channel (BENCHMARKS.md). On WebGPU the direct convolution kernels are
-    /// the faster ones, so the model keeps `Conv2d` there.
-    ///
-    /// # Shapes
-    /// - output: `[batch, out_channels, height, width]`
-    pub(crate) fn forward_columns(&self, columns: Columns) -> Tensor<4> {
-        let Columns { matrix, sizes: [batch, height, width] } = columns;
-        let out_channels = self.out_channels();
-        let weight = self.conv.weight.val().reshape([out_channels, matrix.dims()[0]]);
-        let output = match &self.conv.bias {
-            Some(bias) => pointwise_relu(matrix, weight, bias.val()),
-            None => relu(weight.matmul(matrix)),
-        };
-        // [out, batch, height, width] → [batch, out, height, width]
-        match batch {
-            // One image: [out, height·width] is already [1, out, height, width] in memory.
-            1 => output.reshape([1, out_channels, height, width]),
-            _ => output.reshape([out_channels, batch, height, width]).swap_dims(0, 1),
-        }
     }
 
     /// A 1×1 stride-1 convolution: 37 of the network's 57.
@@ -137,30 +132,6 @@ impl ConvRelu {
     }
 }
 
-/// A `[batch, channels, height, width]` input laid out for 1×1 convolutions as matrix products:
-/// `[channels, batch·height·width]`. Making it is a copy, and the product keeps it for its
-/// backward pass, so the 1×1 convolutions that read one input (three in each Inception block)
-/// share one (BENCHMARKS.md: the Inception heads).
-#[derive(Clone, Debug)]
-pub(crate) struct Columns {
-    /// `[channels, batch·height·width]`
-    matrix: Tensor<2>,
-    /// `[batch, height, width]`
-    sizes: [usize; 3],
-}
-
-impl Columns {
-    pub(crate) fn of(input: Tensor<4>) -> Self {
-        let [batch, channels, height, width] = input.dims();
-        let matrix = match batch {
-            // One image: [1, channels, height, width] is already [channels, height·width].
-            1 => input.reshape([channels, height * width]),
-            _ => input.swap_dims(0, 1).reshape([channels, batch * height * width]),
-        };
-        Columns { matrix, sizes: [batch, height, width] }
-    }
-}
-
 /// Whether `device` is Burn's CPU backend (with or without autodiff).
 pub(crate) fn on_cpu(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
@@ -175,7 +146,8 @@ pub(crate) fn same_max_pool(kernel: usize, stride: usize) -> MaxPool2d {
 }
 
 /// `pool` applied to `x`: on the CPU device a 3×3 'same' max-pool (all of the network's) runs as
-/// [`max_pool_3x3_same`], which is much faster than burn-flex's (BENCHMARKS.md).
+/// [`max_pool_3x3_same`], which is much faster than burn-flex's (BENCHMARKS.md). Each plane is
+/// pooled on its own, so `x` may be laid out images or channels first.
 pub(crate) fn max_pool(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let same = matches!(pool.padding, PaddingConfig2d::Same) && !pool.ceil_mode && pool.dilation == [1, 1];
     let [stride, stride_x] = pool.stride;
@@ -219,8 +191,11 @@ impl ConvPoolBlock {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, ceil(height / (2 · strides)), ceil(width / (2 · strides))]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.convs.iter().fold(input, |x, conv| conv.forward(x));
-        max_pool(&self.pool, x)
+        in_device_layout(input, |x| self.forward_as(x), |x| self.forward_as(x))
+    }
+
+    pub(crate) fn forward_as<A: Activations>(&self, input: A) -> A {
+        self.convs.iter().fold(input, |x, conv| x.conv(conv)).pool(&self.pool)
     }
 
     pub fn layers(&self) -> Vec<Layer> {

@@ -6,7 +6,8 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{ConvPoolBlock, ConvPoolBlockConfig, ConvReluConfig};
+use super::blocks::{on_cpu, ConvPoolBlock, ConvPoolBlockConfig, ConvReluConfig};
+use super::layout::{Activations, ChannelsFirst};
 use super::inception::{InceptionStage, InceptionStageConfig};
 use super::trace::{BlockTrace, ForwardTrace, InceptionTrace};
 
@@ -144,15 +145,24 @@ impl GoogLeNet {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: four `[batch, c_i, h, w]`, as in [`ForwardTrace`]'s branches
     pub fn inception_branches(&self, input: Tensor<4>, index: usize) -> Option<Vec<Tensor<4>>> {
-        let mut x = self.b2.forward(self.b1.forward(input));
+        match on_cpu(&input.device()) {
+            true => self
+                .inception_branches_as(ChannelsFirst::of(input), index)
+                .map(|branches| branches.into_iter().map(Activations::into_images_first).collect()),
+            false => self.inception_branches_as(input, index),
+        }
+    }
+
+    fn inception_branches_as<A: Activations>(&self, input: A, index: usize) -> Option<Vec<A>> {
+        let mut x = self.b2.forward_as(self.b1.forward_as(input));
         let mut index = index;
         for stage in [&self.b3, &self.b4, &self.b5] {
             if let Some(block) = stage.blocks.get(index) {
-                let x = stage.blocks[..index].iter().fold(x, |x, block| block.forward(x));
-                return Some(block.forward_branches(x));
+                let x = stage.blocks[..index].iter().fold(x, |x, block| block.forward_as(x));
+                return Some(block.forward_branches_as(x));
             }
             index -= stage.blocks.len();
-            x = stage.forward(x);
+            x = stage.forward_as(x);
         }
         None
     }
@@ -177,7 +187,16 @@ impl GoogLeNet {
         ]
     }
 
-    fn run(&self, input: Tensor<4>, mut trace: Option<&mut ForwardTrace>) -> Tensor<2> {
+    /// The forward pass in the layout of the input's device ([`Activations`]): on the CPU
+    /// device the input is laid out channels first once, and the features back at the end.
+    fn run(&self, input: Tensor<4>, trace: Option<&mut ForwardTrace>) -> Tensor<2> {
+        match on_cpu(&input.device()) {
+            true => self.run_as(ChannelsFirst::of(input), trace),
+            false => self.run_as(input, trace),
+        }
+    }
+
+    fn run_as<A: Activations>(&self, input: A, mut trace: Option<&mut ForwardTrace>) -> Tensor<2> {
         let tracing = trace.is_some();
         let mut record = |name: &'static str, output: Vec<usize>, inceptions: Vec<InceptionTrace>| {
             if let Some(trace) = trace.as_deref_mut() {
@@ -185,16 +204,16 @@ impl GoogLeNet {
             }
         };
 
-        let x = self.b1.forward(input); // [batch, 64, 24, 24] for 96×96
+        let x = self.b1.forward_as(input); // [batch, 64, 24, 24] for 96×96
         record(BLOCK_NAMES[0], x.dims().to_vec(), Vec::new());
-        let x = self.b2.forward(x); // [batch, 192, 12, 12]
+        let x = self.b2.forward_as(x); // [batch, 192, 12, 12]
         record(BLOCK_NAMES[1], x.dims().to_vec(), Vec::new());
         let (x, inceptions) = run_stage(&self.b3, x, tracing); // [batch, 480, 6, 6]
         record(BLOCK_NAMES[2], x.dims().to_vec(), inceptions);
         let (x, inceptions) = run_stage(&self.b4, x, tracing); // [batch, 832, 3, 3]
         record(BLOCK_NAMES[3], x.dims().to_vec(), inceptions);
         let (x, inceptions) = run_stage(&self.b5, x, tracing); // [batch, 1024, 3, 3]
-        let x = self.global_pool.forward(x).flatten::<2>(1, 3); // [batch, 1024]
+        let x = x.features(&self.global_pool); // [batch, 1024]
         record(BLOCK_NAMES[4], x.dims().to_vec(), inceptions);
         let logits = self.dense.forward(x); // [batch, num_classes]
         record(BLOCK_NAMES[5], logits.dims().to_vec(), Vec::new());
@@ -203,17 +222,17 @@ impl GoogLeNet {
 }
 
 /// Runs a stage block by block, recording each block's branch shapes when `tracing`.
-fn run_stage(stage: &InceptionStage, input: Tensor<4>, tracing: bool) -> (Tensor<4>, Vec<InceptionTrace>) {
+fn run_stage<A: Activations>(stage: &InceptionStage, input: A, tracing: bool) -> (A, Vec<InceptionTrace>) {
     if !tracing {
-        return (stage.forward(input), Vec::new());
+        return (stage.forward_as(input), Vec::new());
     }
     let mut traces = Vec::with_capacity(stage.blocks.len());
     let mut x = input;
     for block in &stage.blocks {
         let input = x.dims();
-        let branches = block.forward_branches(x);
-        let branch_shapes = branches.iter().map(Tensor::dims).collect();
-        x = Tensor::cat(branches, 1);
+        let branches = block.forward_branches_as(x);
+        let branch_shapes = branches.iter().map(A::dims).collect();
+        x = A::cat(branches);
         traces.push(InceptionTrace { input, branches: branch_shapes, concat: x.dims() });
     }
     (stage.pool_output(x), traces)

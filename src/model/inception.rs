@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{max_pool, on_cpu, pool_layer, same_max_pool, Columns, ConvRelu, ConvReluConfig, Layer};
+use super::blocks::{on_cpu, pool_layer, same_max_pool, ConvRelu, ConvReluConfig, Layer};
+use super::layout::{in_device_layout, Activations, ChannelsFirst};
 
 /// One branch: an optional 3×3 stride-1 max-pool, then ReLU convolutions.
 #[derive(Config, Debug)]
@@ -35,23 +36,15 @@ impl Branch {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, height, width]` (every layer keeps the spatial size)
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        in_device_layout(input, |x| self.forward_as(x), |x| self.forward_as(x))
+    }
+
+    pub(crate) fn forward_as<A: Activations>(&self, input: A) -> A {
         let x = match &self.pool {
-            Some(pool) => max_pool(pool, input),
+            Some(pool) => input.pool(pool),
             None => input,
         };
-        self.convs.iter().fold(x, |x, conv| conv.forward(x))
-    }
-
-    /// Whether the branch starts with a 1×1 convolution of its input (no pool first).
-    fn starts_pointwise(&self) -> bool {
-        self.pool.is_none() && self.convs.first().is_some_and(ConvRelu::is_pointwise)
-    }
-
-    /// [`Branch::forward`] for a branch that [starts pointwise](Self::starts_pointwise), from
-    /// its input as [`Columns`].
-    fn forward_columns(&self, columns: Columns) -> Tensor<4> {
-        let (first, rest) = self.convs.split_first().expect("a branch that starts pointwise has a convolution");
-        rest.iter().fold(first.forward_columns(columns), |x, conv| conv.forward(x))
+        self.convs.iter().fold(x, |x, conv| x.conv(conv))
     }
 
     pub fn layers(&self) -> Vec<Layer> {
@@ -103,7 +96,11 @@ impl Inception {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, c1 + c2[1] + c3[1] + c4, height, width]`
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        Tensor::cat(self.forward_branches(input), 1)
+        in_device_layout(input, |x| self.forward_as(x), |x| self.forward_as(x))
+    }
+
+    pub(crate) fn forward_as<A: Activations>(&self, input: A) -> A {
+        A::cat(self.forward_branches_as(input))
     }
 
     /// Each branch's output before the concatenation, in the seed's order.
@@ -112,19 +109,16 @@ impl Inception {
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, c_i, height, width]` for each branch `i`
     pub fn forward_branches(&self, input: Tensor<4>) -> Vec<Tensor<4>> {
-        if !on_cpu(&input.device()) {
-            return self.branches.iter().map(|branch| branch.forward(input.clone())).collect();
+        match on_cpu(&input.device()) {
+            true => self.forward_branches_as(ChannelsFirst::of(input)).into_iter().map(Activations::into_images_first).collect(),
+            false => self.forward_branches_as(input),
         }
-        // On the CPU device the 1×1 heads of p1, p2 and p3 are matrix products of one layout
-        // copy of the input, made once.
-        let columns = Columns::of(input.clone());
-        self.branches
-            .iter()
-            .map(|branch| match branch.starts_pointwise() {
-                true => branch.forward_columns(columns.clone()),
-                false => branch.forward(input.clone()),
-            })
-            .collect()
+    }
+
+    /// On the CPU device ([`ChannelsFirst`]) the 1×1 heads of p1, p2 and p3 are matrix
+    /// products of the input as it lies, and the concatenation is a copy of each branch.
+    pub(crate) fn forward_branches_as<A: Activations>(&self, input: A) -> Vec<A> {
+        self.branches.iter().map(|branch| branch.forward_as(input.clone())).collect()
     }
 }
 
@@ -175,13 +169,17 @@ impl InceptionStage {
     /// - output: `[batch, out_channels, ceil(height / 2), ceil(width / 2)]` with the pool,
     ///   `[batch, out_channels, height, width]` without
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = self.blocks.iter().fold(input, |x, block| block.forward(x));
+        in_device_layout(input, |x| self.forward_as(x), |x| self.forward_as(x))
+    }
+
+    pub(crate) fn forward_as<A: Activations>(&self, input: A) -> A {
+        let x = self.blocks.iter().fold(input, |x, block| block.forward_as(x));
         self.pool_output(x)
     }
 
-    pub(crate) fn pool_output(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn pool_output<A: Activations>(&self, x: A) -> A {
         match &self.pool {
-            Some(pool) => max_pool(pool, x),
+            Some(pool) => x.pool(pool),
             None => x,
         }
     }

@@ -9,6 +9,7 @@ mod blocks;
 mod cpu_ops;
 mod googlenet;
 mod inception;
+mod layout;
 mod trace;
 pub mod weights;
 mod weights_file;

@@ -15,6 +15,11 @@
 //! kernels ([`product`]): gemm splitting one large product between the threads was measured
 //! slower (BENCHMARKS.md), and a task's copies stay small.
 //!
+//! Activations are laid out channels first, `[channels, batch, height, width]` (the model's
+//! `ChannelsFirst`): a channel's planes for a task's images are one run, in the input as in
+//! the output, and the output gradient is already the matrix `[out, batch·positions]` that
+//! both gradients' products read.
+//!
 //! The ReLU is cut as the outputs are placed, and its gradient's mask is applied as the output
 //! gradient is laid out for both products, with the bias's gradient summed in the same pass.
 //!
@@ -22,6 +27,8 @@
 //! the CPU backend has it: WebGPU keeps `Conv2d`. It works for any square kernel, stride and
 //! padding ([`Window`]); the model runs every convolution but the 1×1 ones with it
 //! (`ConvRelu`).
+
+use std::ops::Range;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -36,7 +43,7 @@ use burn::tensor::{Tensor, TensorData};
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
 use super::pointwise::products_with_relu;
-use super::{for_each_task, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
+use super::{for_each_task_runs, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
 const COLUMNS_LIMIT: usize = 2 << 20;
@@ -89,7 +96,8 @@ impl ConvReluBackend for Flex {
         bias: FloatTensor<Self>,
         window: Window,
     ) -> FloatTensor<Self> {
-        match x.shape()[0] {
+        // [channels, batch, height, width]
+        match x.shape()[1] {
             1 => one_image(x, weight, bias, window),
             _ => images(x, weight, bias, window),
         }
@@ -144,12 +152,14 @@ impl Backward<Flex, 3> for ConvReluBackward {
         let device = x.device();
         let shape = x.shape().dims::<4>();
         let weight_shape = weight.shape();
-        let [batch, out_channels, kernel] = [shape[0], weight_shape[0], weight_shape[2]];
+        let [batch, out_channels, kernel] = [shape[1], weight_shape[0], weight_shape[2]];
         let positions = output.shape().num_elements() / (batch * out_channels).max(1);
-        // The gradient as it came is let go as soon as it is laid out.
+        // Channels first, the gradient is already the matrix [out, batch·positions]: through
+        // the ReLU it is masked, and each row summed for the bias. The gradient as it came is
+        // let go as soon as that is done.
         let (grad, bias_gradient) = {
             let (grad, output) = (grad.to_contiguous(), output.to_contiguous());
-            through_relu(values(&grad), values(&output), batch, positions)
+            through_relu(values(&grad), values(&output), 1, batch * positions)
         };
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         if let Some(node) = node_bias {
@@ -175,17 +185,16 @@ impl Backward<Flex, 3> for ConvReluBackward {
 /// # Shapes
 /// - weight: `[out, in, kernel, kernel]`
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
-/// - output: `[batch, in, height, width]`
-fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
-    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
+/// - output: `[in, batch, height, width]`
+fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    let (positions, rows) = sizes([height, width], channels, kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
-    let mut gradient = zeros(batch * image);
-    for_each_task(&mut gradient, per_task * image, |task, into| {
-        let (first, images) = (task * per_task, into.len() / image);
-        let grad = Operand::Plain(&grad[first * positions..], batch * positions);
-        let mut shifted = vec![0.0f32; rows * images * positions];
-        product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images * positions], false);
-        add_shifted(&shifted, into, [images, channels, height, width], kernel, window);
+    let mut gradient = zeros(channels * batch * height * width);
+    for_each_task_runs(&mut gradient, [channels, batch, height * width], per_task, |images, runs| {
+        let grad = Operand::Plain(&grad[images.start * positions..], batch * positions);
+        let mut shifted = vec![0.0f32; rows * images.len() * positions];
+        product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images.len() * positions], false);
+        add_shifted(&shifted, runs, [images.len(), height, width], kernel, window);
     });
     gradient
 }
@@ -196,32 +205,33 @@ fn input_gradient(weight: &[f32], grad: &[f32], [batch, channels, height, width]
 /// share of the tasks in order, and the shares are added in order: the same sum on every run.
 ///
 /// # Shapes
-/// - x: `[batch, in, height, width]`
+/// - x: `[in, batch, height, width]`
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[out, in, kernel, kernel]`
-fn weight_gradient(input: &[f32], grad: &[f32], [batch, channels, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
-    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
+fn weight_gradient(input: &[f32], grad: &[f32], [channels, batch, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    let (positions, rows) = sizes([height, width], channels, kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let tasks = batch.div_ceil(per_task);
     let shares = threads().min(tasks).max(1);
     let share = |share: usize| {
         let mut sum = vec![0.0f32; out_channels * rows];
         for task in share * tasks / shares..(share + 1) * tasks / shares {
-            let (first, images) = (task * per_task, per_task.min(batch - task * per_task));
-            let grad = Operand::Plain(&grad[first * positions..], batch * positions);
-            let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, window);
+            let images = task * per_task..((task + 1) * per_task).min(batch);
+            let grad = Operand::Plain(&grad[images.start * positions..], batch * positions);
+            let columns = images.len() * positions;
+            let copies = shifted_copies(input, [channels, batch, height, width], images, kernel, window);
             let accumulate = task > share * tasks / shares;
-            product(&mut sum, grad, Operand::Transposed(&copies, images * positions), [out_channels, images * positions, rows], accumulate);
+            product(&mut sum, grad, Operand::Transposed(&copies, columns), [out_channels, columns, rows], accumulate);
         }
         sum
     };
     sum_of_shares(shares, out_channels * rows, share)
 }
 
-/// A convolution's values an input image, positions an output plane, and rows of shifted
-/// copies (`in·kernel·kernel`).
-fn sizes([channels, height, width]: [usize; 3], kernel: usize, window: Window) -> (usize, usize, usize) {
-    (channels * height * width, window.out(height, kernel) * window.out(width, kernel), channels * kernel * kernel)
+/// A convolution's positions in an output plane, and rows of shifted copies
+/// (`in·kernel·kernel`).
+fn sizes([height, width]: [usize; 2], channels: usize, kernel: usize, window: Window) -> (usize, usize) {
+    (window.out(height, kernel) * window.out(width, kernel), channels * kernel * kernel)
 }
 
 /// How many of a batch's images one task takes: enough for [`PRODUCT_COLUMNS`] columns in its
@@ -239,14 +249,14 @@ fn images_per_task(batch: usize, positions: usize, rows: usize) -> usize {
 }
 
 /// Adds each row of `shifted` (`[in·kernel·kernel, images·out_height·out_width]`, laid out as
-/// [`shifted_copies`] makes them) back to the input positions its values were copied from, into
-/// `input` (`[images, in, height, width]`): the transpose of [`shifted_copies`] (col2im).
-fn add_shifted(shifted: &[f32], input: &mut [f32], [images, channels, height, width]: [usize; 4], kernel: usize, window: Window) {
+/// [`shifted_copies`] makes them) back to the input positions its values were copied from:
+/// into `runs`, each channel's planes of these images (`images·height·width` values a
+/// channel). The transpose of [`shifted_copies`] (col2im).
+fn add_shifted(shifted: &[f32], runs: Vec<&mut [f32]>, [images, height, width]: [usize; 3], kernel: usize, window: Window) {
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
     let (positions, stride) = (out_height * out_width, window.stride);
-    // Plane (image, channel) of the input, from the channel's kernel·kernel rows.
-    let one_plane = |(plane_index, plane): (usize, &mut [f32])| {
-        let (image, channel) = (plane_index / channels, plane_index % channels);
+    // Plane (channel, image) of the input, from the channel's kernel·kernel rows.
+    let one_plane = |(channel, image, plane): (usize, usize, &mut [f32])| {
         for (dy, dx) in (0..kernel).flat_map(|dy| (0..kernel).map(move |dx| (dy, dx))) {
             let row = (channel * kernel + dy) * kernel + dx;
             let from = &shifted[(row * images + image) * positions..(row * images + image + 1) * positions];
@@ -265,35 +275,43 @@ fn add_shifted(shifted: &[f32], input: &mut [f32], [images, channels, height, wi
         }
     };
     #[cfg(not(target_arch = "wasm32"))]
-    if input.len() >= PARALLEL_COPIES {
+    if runs.len() * images * height * width >= PARALLEL_COPIES {
         use rayon::prelude::*;
-        input.par_chunks_mut(height * width).enumerate().for_each(one_plane);
+        planes(runs, height * width).collect::<Vec<_>>().into_par_iter().for_each(one_plane);
         return;
     }
-    input.chunks_mut(height * width).enumerate().for_each(one_plane);
+    planes(runs, height * width).for_each(one_plane);
 }
 
-/// The input's shifted copies for a `kernel`×`kernel` convolution over `window` (im2col): row
-/// `(in, dy, dx)` holds, for every image and output position `(y, x)`, the input at `(y ·
-/// stride + dy − before, x · stride + dx − before)`, zero outside it. Made directly, a run of a
-/// row at a time (rows of copies on every core natively): Burn's slices of a padded copy,
-/// concatenated, went through a strided copy of every element.
+/// Each channel's run of planes cut into `(channel, image, plane)`.
+fn planes(runs: Vec<&mut [f32]>, plane: usize) -> impl Iterator<Item = (usize, usize, &mut [f32])> {
+    runs.into_iter()
+        .enumerate()
+        .flat_map(move |(channel, run)| run.chunks_exact_mut(plane).enumerate().map(move |(image, plane)| (channel, image, plane)))
+}
+
+/// The shifted copies of the input's `images` for a `kernel`×`kernel` convolution over
+/// `window` (im2col): row `(in, dy, dx)` holds, for every image and output position `(y, x)`,
+/// the input at `(y · stride + dy − before, x · stride + dx − before)`, zero outside it. Made
+/// directly, a run of a row at a time (rows of copies on every core natively): Burn's slices of
+/// a padded copy, concatenated, went through a strided copy of every element.
 ///
 /// # Shapes
-/// - input: `[images, in, height, width]`, contiguous
+/// - input: `[in, batch, height, width]`, contiguous
 /// - output: `[in·kernel·kernel, images·out_height·out_width]`
-fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], kernel: usize, window: Window) -> Vec<f32> {
+fn shifted_copies(input: &[f32], [channels, batch, height, width]: [usize; 4], images: Range<usize>, kernel: usize, window: Window) -> Vec<f32> {
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
-    let (positions, stride) = (out_height * out_width, window.stride);
-    let mut columns = vec![0.0f32; channels * kernel * kernel * images * positions];
+    let (positions, stride, plane) = (out_height * out_width, window.stride, height * width);
+    let mut columns = vec![0.0f32; channels * kernel * kernel * images.len() * positions];
     let one_row = |(row, copies): (usize, &mut [f32])| {
         let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
         let ((first_y, end_y), (first, end)) = (window.inside(height, dy, out_height), window.inside(width, dx, out_width));
         if first == end {
             return;
         }
-        for (image, shifted) in copies.chunks_exact_mut(positions).enumerate() {
-            let plane = &input[(image * channels + channel) * height * width..(image * channels + channel + 1) * height * width];
+        // The channel's planes of these images, one after the other.
+        let planes = &input[(channel * batch + images.start) * plane..(channel * batch + images.end) * plane];
+        for (shifted, plane) in copies.chunks_exact_mut(positions).zip(planes.chunks_exact(plane)) {
             for y in first_y..end_y {
                 let at = (y * stride + dy - window.before) * width + first * stride + dx - window.before;
                 let into = &mut shifted[y * out_width + first..y * out_width + end];
@@ -309,51 +327,49 @@ fn shifted_copies(input: &[f32], [images, channels, height, width]: [usize; 4], 
     #[cfg(not(target_arch = "wasm32"))]
     if columns.len() >= PARALLEL_COPIES {
         use rayon::prelude::*;
-        columns.par_chunks_mut(images * positions).enumerate().for_each(one_row);
+        columns.par_chunks_mut(images.len() * positions).enumerate().for_each(one_row);
         return columns;
     }
-    columns.chunks_mut(images * positions).enumerate().for_each(one_row);
+    columns.chunks_mut(images.len() * positions).enumerate().for_each(one_row);
     columns
 }
 
 /// A batch's convolution as matrix products, a task of a few images a thread: `weight
-/// [out, in·k·k] · shifted copies [in·k·k, images·positions]`, then each image's outputs (plus
-/// the bias, through the ReLU) copied to their place. burn-flex's convolution first reorders
-/// the whole input to channels-last on one core, and writes each output value apart.
+/// [out, in·k·k] · shifted copies [in·k·k, images·positions]`, then each row of the product
+/// (plus the bias, through the ReLU) copied to its channel's run for these images. burn-flex's
+/// convolution first reorders the whole input to channels-last on one core, and writes each
+/// output value apart.
 ///
 /// Never inlined: inlined into [`ConvReluBackend::conv2d_relu`] of the `web`
 /// build (`opt-level = "z"`), it made the page's classification of one image, which does not
 /// run it, 1.5 ms slower (25.3–25.8 against 23.5–24.0 ms; BENCHMARKS.md).
 ///
 /// # Shapes
-/// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
-/// - output: `[batch, out, out_height, out_width]`
+/// - x: `[in, batch, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[out, batch, out_height, out_width]`
 #[inline(never)]
 fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, window: Window) -> FloatTensor<Flex> {
-    let [batch, channels, height, width] = x.shape().dims();
+    let [channels, batch, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
-    let (image, positions, rows) = sizes([channels, height, width], kernel, window);
+    let (positions, rows) = sizes([height, width], channels, kernel, window);
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let (input, weight, bias) = (values(&x), values(&weight), values(&bias));
     let per_task = images_per_task(batch, positions, rows + out_channels);
-    let mut output = zeros(batch * out_channels * positions);
-    for_each_task(&mut output, per_task * out_channels * positions, |task, outputs| {
-        let (first, images) = (task * per_task, outputs.len() / (out_channels * positions));
-        let copies = shifted_copies(&input[first * image..(first + images) * image], [images, channels, height, width], kernel, window);
-        // [out, images·positions]
-        let mut products = vec![0.0f32; out_channels * images * positions];
-        product(&mut products, Operand::Plain(weight, rows), Operand::Plain(&copies, images * positions), [out_channels, rows, images * positions], false);
-        // Run (image, out) of the output is run (out, image) of the products.
-        for (run, into) in outputs.chunks_mut(positions).enumerate() {
-            let (image, out) = (run / out_channels, run % out_channels);
-            let from = &products[(out * images + image) * positions..(out * images + image + 1) * positions];
-            for (into, &value) in into.iter_mut().zip(from) {
-                *into = relu(value + bias[out]);
+    let mut output = zeros(out_channels * batch * positions);
+    for_each_task_runs(&mut output, [out_channels, batch, positions], per_task, |images, runs| {
+        let columns = images.len() * positions;
+        let copies = shifted_copies(input, [channels, batch, height, width], images, kernel, window);
+        // [out, images·positions]: row `out` is output channel `out`'s run for these images.
+        let mut products = vec![0.0f32; out_channels * columns];
+        product(&mut products, Operand::Plain(weight, rows), Operand::Plain(&copies, columns), [out_channels, rows, columns], false);
+        for ((run, from), &bias) in runs.into_iter().zip(products.chunks_exact(columns)).zip(bias) {
+            for (into, &value) in run.iter_mut().zip(from) {
+                *into = relu(value + bias);
             }
         }
     });
-    Flex::float_from_data(TensorData::new(output, [batch, out_channels, out_height, out_width]), &x.device())
+    Flex::float_from_data(TensorData::new(output, [out_channels, batch, out_height, out_width]), &x.device())
 }
 
 /// One image's convolution as one matrix product, `weight [out, in·k·k] · columns`,
@@ -362,27 +378,28 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
 /// (classifying) does not amortise. The columns are its [`shifted_copies`].
 ///
 /// # Shapes
-/// - x: `[1, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
-/// - output: `[1, out, out_height, out_width]`
+/// - x: `[in, 1, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[out, 1, out_height, out_width]`
 fn one_image(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Flex>, window: Window) -> FloatTensor<Flex> {
-    let [_, channels, height, width] = x.shape().dims();
+    let [channels, _, height, width] = x.shape().dims();
     let [out_channels, _, kernel, _] = weight.shape().dims();
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
-    let columns = shifted_copies(values(&x), [1, channels, height, width], kernel, window);
+    let columns = shifted_copies(values(&x), [channels, 1, height, width], 0..1, kernel, window);
     let output = products_with_relu(&columns, values(&weight), values(&bias), [out_channels, channels * kernel * kernel, out_height * out_width]);
-    Flex::float_from_data(TensorData::new(output, [1, out_channels, out_height, out_width]), &x.device())
+    Flex::float_from_data(TensorData::new(output, [out_channels, 1, out_height, out_width]), &x.device())
 }
 
-/// A convolution over `window` with a bias, then ReLU, on the CPU device
-/// (with or without autodiff), whose gradients are [`input_gradient`] and [`weight_gradient`].
+/// A convolution over `window` with a bias, then ReLU, of activations laid out channels
+/// first, on the CPU device (with or without autodiff), whose gradients are
+/// [`input_gradient`] and [`weight_gradient`].
 /// With the ReLU in the op, its cut is made in the pass that places the outputs, and undone in
 /// the one that lays out the gradient ([`through_relu`]): Burn's ReLU is a pass of its own each
 /// way, on one core, and keeps the values before the cut for the backward step.
 ///
 /// # Shapes
-/// - x: `[batch, in, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
-/// - output: `[batch, out, (height + before + after − kernel) / stride + 1, (width + …) / stride
+/// - x: `[in, batch, height, width]`, weight: `[out, in, kernel, kernel]`, bias: `[out]`
+/// - output: `[out, batch, (height + before + after − kernel) / stride + 1, (width + …) / stride
 ///   + 1]`
 pub(crate) fn conv2d_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, window: Window) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ConvReluBackend>::conv2d_relu(

@@ -1,7 +1,9 @@
 //! The CPU device's own forms of three layers, where burn-flex's are slow for this network
 //! (BENCHMARKS.md has the profiles): Burn backend extensions (`#[backend_extension]`) for
-//! `Flex` and `Autodiff<Flex>`, each with its own backward step. WebGPU keeps Burn's
-//! `Conv2d` and `MaxPool2d`; tests check both forms give the same outputs and gradients.
+//! `Flex` and `Autodiff<Flex>`, each with its own backward step. They take and give
+//! activations laid out channels first, `[channels, batch, height, width]` (the model's
+//! `layout`). WebGPU keeps Burn's `Conv2d` and `MaxPool2d`; tests check both forms give the
+//! same outputs and gradients.
 //!
 //! - [`conv`]: the 3×3, 5×5 and 7×7 stride-2 convolutions and their ReLU as shifted copies
 //!   and matrix products, a task of a few images a thread, forward and both gradients.
@@ -14,6 +16,8 @@
 pub(crate) mod conv;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
+
+use std::ops::Range;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -110,6 +114,31 @@ pub(crate) fn for_each_task(into: &mut [f32], part: usize, task: impl Fn(usize, 
     }
     #[cfg(target_arch = "wasm32")]
     into.chunks_mut(part.max(1)).enumerate().for_each(|(index, part)| task(index, part));
+}
+
+/// Runs `task(images, runs)` for each task of `per_task` images of a batch laid out `[rows,
+/// batch, unit]` in `values` (channels first): `runs` are the task's run of each row,
+/// `images.len()·unit` values each. On every core natively.
+pub(crate) fn for_each_task_runs(values: &mut [f32], [rows, batch, unit]: [usize; 3], per_task: usize, task: impl Fn(Range<usize>, Vec<&mut [f32]>) + Send + Sync) {
+    let per_task = per_task.max(1);
+    let mut parts: Vec<Vec<&mut [f32]>> = (0..batch.div_ceil(per_task)).map(|_| Vec::with_capacity(rows)).collect();
+    for row in values.chunks_exact_mut((batch * unit).max(1)).take(rows) {
+        let mut rest = row;
+        for part in &mut parts {
+            let len = (per_task * unit).min(rest.len());
+            let (run, after) = std::mem::take(&mut rest).split_at_mut(len);
+            part.push(run);
+            rest = after;
+        }
+    }
+    let one = |(index, runs): (usize, Vec<&mut [f32]>)| task(index * per_task..((index + 1) * per_task).min(batch), runs);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        parts.into_par_iter().enumerate().for_each(one);
+    }
+    #[cfg(target_arch = "wasm32")]
+    parts.into_iter().enumerate().for_each(one);
 }
 
 /// The output gradient through the ReLU (zero where the output was cut), `[images, channels,

@@ -1,7 +1,7 @@
 //! The CPU device's 1×1 convolutions and their ReLU (37 of the network's 57 convolutions),
-//! forward and backward, on the input laid out as the matrix `[in, images·positions]` (the
-//! model's `Columns`, made once for the three 1×1 heads of an Inception block): `relu(weight
-//! [out, in] · columns + bias)`.
+//! forward and backward, on the input as the matrix `[in, images·positions]`, which is how
+//! channels-first activations lie (the model's `ChannelsFirst`): `relu(weight [out, in] ·
+//! columns + bias)`, its output `[out, images·positions]` channels first too.
 //!
 //! - Forward: the output's rows shared between the threads, each share one product on its
 //!   thread, the bias and the ReLU applied to the share as it is made.

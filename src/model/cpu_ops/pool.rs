@@ -428,7 +428,8 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
 }
 
 /// A 3×3 max-pool with TensorFlow 'same' padding and `stride`, on the CPU device (with or
-/// without autodiff).
+/// without autodiff). Each plane is pooled on its own: the first two axes may be `[batch,
+/// channels]` or, channels first, `[channels, batch]`.
 ///
 /// # Shapes
 /// - x: `[batch, channels, height, width]`

@@ -101,9 +101,9 @@ try:
     # Three garments drawn with the mouse, as a person would, each read as its own class. A
     # trouser: a waistband and two legs. A sneaker: its outline, toe to the left as the
     # dataset's are. A bag: a wide box, coloured in, with a handle, as the dataset's bags are.
-    # The bag was a narrower outline until 2026-12-06: a Quick look model trained by a build
-    # with other rounding read it as a pullover (48 %), and that one reads this bag at 99.6 %
-    # (BENCHMARKS.md, "the drawn bag").
+    # The bag was a narrower box until 2026-12-06: a Quick look model trained by a build with
+    # other rounding read it as a pullover (48 %), and that one reads this bag at 99.6 %
+    # (BENCHMARKS.md, "The drawn bag").
     bag = [[(40, 120), (240, 120), (240, 250), (40, 250), (40, 120)], [(110, 120), (110, 80), (170, 80), (170, 120)]]
     drawings = [
         ("Trouser", [[(110, 40), (170, 40)], [(112, 40), (100, 250)], [(168, 40), (180, 250)], [(112, 60), (168, 60)]]),

@@ -152,14 +152,13 @@ impl Backward<Flex, 3> for ConvReluBackward {
         let device = x.device();
         let shape = x.shape().dims::<4>();
         let weight_shape = weight.shape();
-        let [batch, out_channels, kernel] = [shape[1], weight_shape[0], weight_shape[2]];
-        let positions = output.shape().num_elements() / (batch * out_channels).max(1);
+        let [out_channels, kernel] = [weight_shape[0], weight_shape[2]];
         // Channels first, the gradient is already the matrix [out, batch·positions]: through
         // the ReLU it is masked, and each row summed for the bias. The gradient as it came is
         // let go as soon as that is done.
         let (grad, bias_gradient) = {
             let (grad, output) = (grad.to_contiguous(), output.to_contiguous());
-            through_relu(values(&grad), values(&output), 1, batch * positions)
+            through_relu(values(&grad), values(&output), out_channels)
         };
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
         if let Some(node) = node_bias {

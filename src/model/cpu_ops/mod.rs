@@ -141,32 +141,24 @@ pub(crate) fn for_each_task_runs(values: &mut [f32], [rows, batch, unit]: [usize
     parts.into_iter().enumerate().for_each(one);
 }
 
-/// The output gradient through the ReLU (zero where the output was cut), `[images, channels,
-/// positions]` laid out as the matrix `[channels, images·positions]` (run `(channel, image)` of
-/// the matrix is run `(image, channel)` of the values), and the sum of each row: the bias's
-/// gradient. Once for both of a convolution's gradients; a row a thread natively.
-pub(crate) fn through_relu(grad: &[f32], output: &[f32], images: usize, positions: usize) -> (Vec<f32>, Vec<f32>) {
-    let channels = grad.len() / (images * positions).max(1);
-    let mut matrix = zeros(grad.len());
-    let mut sums = vec![0.0f32; channels];
-    let one_row = |(channel, (row, sum)): (usize, (&mut [f32], &mut f32))| {
-        for (image, into) in row.chunks_exact_mut(positions).enumerate() {
-            let at = (image * channels + channel) * positions;
-            for ((into, &grad), &output) in into.iter_mut().zip(&grad[at..at + positions]).zip(&output[at..at + positions]) {
-                // As Burn's ReLU: the gradient passes where the output is positive or NaN.
-                *into = if output > 0.0 || output.is_nan() { grad } else { 0.0 };
-            }
-        }
-        *sum = sum_of(row);
-    };
+/// The output gradient through the ReLU (zero where the output was cut), as it lies: `[rows,
+/// …]`, channels first (a row a channel), and the sum of each row: the bias's gradient. Once
+/// for both of a convolution's gradients; on every core natively, each value written once.
+pub(crate) fn through_relu(grad: &[f32], output: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
+    // As Burn's ReLU: the gradient passes where the output is positive or NaN.
+    let pass = |(&grad, &output): (&f32, &f32)| if output > 0.0 || output.is_nan() { grad } else { 0.0 };
+    let row = (grad.len() / rows.max(1)).max(1);
+    let mut masked = Vec::with_capacity(grad.len());
     #[cfg(not(target_arch = "wasm32"))]
-    if matrix.len() >= PARALLEL_COPIES {
+    if grad.len() >= PARALLEL_COPIES {
         use rayon::prelude::*;
-        matrix.par_chunks_mut(images * positions).zip(sums.par_iter_mut()).enumerate().for_each(one_row);
-        return (matrix, sums);
+        masked.par_extend(grad.par_iter().zip(output).map(pass));
+        let sums = masked.par_chunks(row).map(sum_of).collect();
+        return (masked, sums);
     }
-    matrix.chunks_mut(images * positions).zip(sums.iter_mut()).enumerate().for_each(one_row);
-    (matrix, sums)
+    masked.extend(grad.iter().zip(output).map(pass));
+    let sums = masked.chunks(row).map(sum_of).collect();
+    (masked, sums)
 }
 
 /// Burn's ReLU of one value: NaN passes, as in PyTorch.

@@ -98,7 +98,7 @@ impl Backward<Flex, 3> for PointwiseRelu {
         // The gradient as it came is let go as soon as it is through the ReLU.
         let (grad, bias_gradient) = {
             let (grad, output) = (grad.to_contiguous(), output.to_contiguous());
-            through_relu(values(&grad), values(&output), 1, n)
+            through_relu(values(&grad), values(&output), outputs)
         };
         let (columns, weight) = (columns.to_contiguous(), weight.to_contiguous());
         if let Some(node) = node_bias {

@@ -9,6 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::cpu_ops::conv::{conv2d_relu, Window};
+use super::cpu_ops::same_padding;
 use super::layout::{in_device_layout, Activations, ChannelsFirst};
 use super::cpu_ops::pointwise::pointwise_relu;
 use super::cpu_ops::pool::max_pool_3x3_same;
@@ -108,10 +109,8 @@ impl ConvRelu {
         let [stride, stride_x] = self.conv.stride;
         let plain = same && stride == stride_x && height == width && self.conv.dilation == [1, 1] && self.conv.groups == 1;
         let taken = matches!((self.conv.kernel_size, stride), ([3, 3], 1) | ([5, 5], 1) | ([7, 7], 2));
-        // TensorFlow's 'same': ceil(side / stride) outputs, the odd one of the padding after.
-        let kernel = self.conv.kernel_size[0];
-        let padding = ((height.div_ceil(stride).max(1) - 1) * stride + kernel).saturating_sub(height);
-        (plain && taken).then_some(Window { stride, before: padding / 2, after: padding - padding / 2 })
+        let [before, after] = same_padding(height, self.conv.kernel_size[0], stride);
+        (plain && taken).then_some(Window { stride, before, after })
     }
 
     /// A 1×1 stride-1 convolution: 37 of the network's 57.

@@ -96,6 +96,15 @@ pub(crate) fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
     vec![T::default(); len]
 }
 
+/// TensorFlow's 'same' padding along one axis of `size` for a `kernel` at `stride`: `ceil(size
+/// / stride)` outputs, `max((out − 1)·stride + kernel − size, 0)` zeros in all, `[before,
+/// after]`, the odd one after (b1's 7×7 stride-2 convolution of 96: 2 before, 3 after).
+pub(crate) fn same_padding(size: usize, kernel: usize, stride: usize) -> [usize; 2] {
+    let out = size.div_ceil(stride).max(1);
+    let padding = ((out - 1) * stride + kernel).saturating_sub(size);
+    [padding / 2, padding - padding / 2]
+}
+
 /// How many threads share the tasks: rayon's natively, one in the wasm.
 pub(crate) fn threads() -> usize {
     #[cfg(not(target_arch = "wasm32"))]

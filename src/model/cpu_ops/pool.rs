@@ -21,7 +21,7 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
 use burn::tensor::{Shape, Tensor, TensorData};
 
-use super::{values, zeros};
+use super::{same_padding, values, zeros};
 
 const KERNEL: usize = 3;
 
@@ -202,12 +202,10 @@ impl Backward<Flex, 1> for SameMaxPool {
 }
 
 /// The input row (or column) each output of a 3×3 'same' pool is centred on, along one axis
-/// of `size`: TensorFlow pads `max((out − 1)·stride + 3 − size, 0)` in all, the odd one
-/// after, so one before or none.
+/// of `size`: TensorFlow's padding ([`same_padding`]) is one before or none.
 fn centres(size: usize, stride: usize) -> Vec<usize> {
-    let out = size.div_ceil(stride);
-    let before = (((out - 1) * stride + KERNEL).saturating_sub(size)) / 2;
-    (0..out).map(|o| o * stride + 1 - before).collect()
+    let [before, _] = same_padding(size, KERNEL, stride);
+    (0..size.div_ceil(stride)).map(|o| o * stride + 1 - before).collect()
 }
 
 /// The input rows (or columns) each output reads: padding never wins a max, so each window

@@ -191,7 +191,7 @@ impl Prediction {
 /// Classifies whole 28×28 frames (back to back in `frames`), resized to `input_size` on
 /// `device` as in training; reads the probabilities back asynchronously, once.
 pub async fn classify(model: &GoogLeNet, input_size: usize, frames: &[u8], device: &Device) -> Result<Vec<Prediction>, String> {
-    if frames.is_empty() || frames.len() % FRAME_LEN != 0 {
+    if frames.is_empty() || !frames.len().is_multiple_of(FRAME_LEN) {
         return Err(format!("{} bytes are not whole 28×28 images", frames.len()));
     }
     let logits = model.forward(images_to_input(frames, input_size, device));

@@ -17,7 +17,6 @@ pub(crate) mod conv;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
 
-use std::cell::Cell;
 use std::ops::Range;
 
 use burn::backend::tensor::FloatTensor;
@@ -95,23 +94,6 @@ pub(crate) fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
         return zeros;
     }
     vec![T::default(); len]
-}
-
-/// Runs `task` with `len` floats of scratch for a product to overwrite (`accumulate` false):
-/// each thread keeps its scratch between calls, so that a large one is neither cleared nor new
-/// pages each time (the input gradient's rows were `vec!`s as large as nine inputs, cleared on
-/// every task). What `task` finds in it is whatever an earlier task left there.
-pub(crate) fn with_scratch<R>(len: usize, task: impl FnOnce(&mut [f32]) -> R) -> R {
-    thread_local!(static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) });
-    // Taken out while `task` runs: a task that rayon runs on this thread while this one waits
-    // (a nested parallel pass) gets a scratch of its own.
-    let mut scratch = SCRATCH.take();
-    if scratch.len() < len {
-        scratch.resize(len, 0.0);
-    }
-    let result = task(&mut scratch[..len]);
-    SCRATCH.set(scratch);
-    result
 }
 
 /// TensorFlow's 'same' padding along one axis of `size` for a `kernel` at `stride`: `ceil(size

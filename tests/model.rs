@@ -147,17 +147,25 @@ fn a_pointwise_convolution_as_a_matrix_product_is_conv2d_forward_and_backward() 
     assert!(largest_difference(layer.forward(image.clone()), relu(layer.conv.forward(image))) < 1e-5, "one image");
 }
 
-/// On the CPU backend the three 1×1 heads of an Inception block (p1, p2, p3) are matrix
-/// products of one shared layout copy of the block's input: the branches and every gradient
-/// must be those of the block written with `Conv2d` layer by layer.
+/// On the CPU backend an Inception block runs channels first: its three 1×1 heads (p1, p2, p3)
+/// are matrix products of its input as it lies, the 3×3 and 5×5 convolutions the model's own
+/// op on a square input (`Conv2d` on others), and the branches are concatenated on the first
+/// axis. The branches and every gradient must be those of the block written with `Conv2d`
+/// layer by layer, on a square input and on one that is not.
 #[test]
-fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_backward() {
+fn an_inception_block_run_channels_first_is_the_block_with_conv2d_forward_and_backward() {
+    for [height, width] in [[7, 5], [6, 6]] {
+        inception_block_is_conv2d([3, 24, height, width]);
+    }
+}
+
+fn inception_block_is_conv2d(shape: [usize; 4]) {
     use burn::tensor::activation::relu;
     use googlenet_web::model::InceptionConfig;
     let device = Device::flex().autodiff();
     device.seed(5);
     let block = InceptionConfig::new(24, 8, [6, 10], [4, 6], 5).init(&device);
-    let input = Tensor::<4>::random([3, 24, 7, 5], Distribution::Default, &device).require_grad();
+    let input = Tensor::<4>::random(shape, Distribution::Default, &device).require_grad();
 
     let shared = block.forward_branches(input.clone());
     let as_conv: Vec<Tensor<4>> = block
@@ -180,7 +188,7 @@ fn an_inception_block_with_shared_columns_is_the_block_with_conv2d_forward_and_b
     }
 
     // One upstream gradient for the concatenated output, through both forms.
-    let upstream = Tensor::<4>::random([3, 29, 7, 5], Distribution::Default, &device);
+    let upstream = Tensor::<4>::random([3, 29, shape[2], shape[3]], Distribution::Default, &device);
     let mut grads_shared = (Tensor::cat(shared, 1) * upstream.clone()).sum().backward();
     let mut grads_conv = (Tensor::cat(as_conv, 1) * upstream).sum().backward();
     let input_grads = (input.grad_remove(&mut grads_shared).unwrap(), input.grad_remove(&mut grads_conv).unwrap());

@@ -211,7 +211,8 @@ fn inception_block_is_conv2d(shape: [usize; 4]) {
 /// every gradient must be `Conv2d`'s. The first case is b2's layer at batch 31, which each
 /// product takes a task of a few images at a time, the last task with fewer (on one to three
 /// threads); one has a 1×1 input, all padding. The 5×5 convolutions go the same way (3a's
-/// at batch 7, and one image), and so does b1's 7×7 stride-2 convolution, with TensorFlow's
+/// at batch 7, and one image; 5b's 3×3 planes, where the kernel reaches past the plane on
+/// both sides), and so does b1's 7×7 stride-2 convolution, with TensorFlow's
 /// 'same' padding: 2 before and 3 after on even sides (b1's, at batch 9; and 4×4), 3 and 3 on
 /// odd ones (9×9).
 #[test]
@@ -229,6 +230,8 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
         ((3, 1), [4, 5, 8, 1]),
         ((5, 1), [7, 16, 32, 12]),
         ((5, 1), [1, 6, 10, 6]),
+        ((5, 1), [5, 3, 8, 3]),
+        ((3, 1), [6, 2, 8, 2]),
         ((7, 2), [9, 1, 64, 96]),
         ((7, 2), [3, 2, 5, 9]),
         ((7, 2), [2, 3, 4, 4]),

@@ -193,7 +193,7 @@ fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]
         let grad = Operand::Plain(&grad[images.start * positions..], batch * positions);
         let mut shifted = vec![0.0f32; rows * images.len() * positions];
         product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images.len() * positions], false);
-        add_shifted(&shifted, runs, [images.len(), height, width], kernel, window);
+        add_shifted(&mut shifted, runs, [images.len(), height, width], kernel, window);
     });
     gradient
 }
@@ -251,9 +251,33 @@ fn images_per_task(batch: usize, positions: usize, rows: usize) -> usize {
 /// [`shifted_copies`] makes them) back to the input positions its values were copied from:
 /// into `runs`, each channel's planes of these images (`images·height·width` values a
 /// channel). The transpose of [`shifted_copies`] (col2im).
-fn add_shifted(shifted: &[f32], runs: Vec<&mut [f32]>, [images, height, width]: [usize; 3], kernel: usize, window: Window) {
+///
+/// A stride-1 'same' window ([`Shift`]) adds each row to its channel's run as one shifted
+/// slice, after clearing the row's values that came from outside their plane: a few dozen long
+/// additions a channel, where adding row by row made one short one per output row (3 to 24
+/// values in this network).
+fn add_shifted(shifted: &mut [f32], runs: Vec<&mut [f32]>, [images, height, width]: [usize; 3], kernel: usize, window: Window) {
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
     let (positions, stride) = (out_height * out_width, window.stride);
+    if let Some(shifts) = Shift::all(window, [height, width], kernel) {
+        // A channel's kernel·kernel rows, added in order to its run.
+        let one_channel = |(rows, run): (&mut [f32], &mut [f32])| {
+            for (row, shift) in rows.chunks_exact_mut(images * positions).zip(&shifts) {
+                shift.clear_outside(row, [height, width]);
+                let (from, into) = shift.overlap(row.len());
+                run[into].iter_mut().zip(&row[from]).for_each(|(into, &value)| *into += value);
+            }
+        };
+        let rows = shifted.chunks_exact_mut((kernel * kernel * images * positions).max(1));
+        #[cfg(not(target_arch = "wasm32"))]
+        if runs.len() * images * height * width >= PARALLEL_COPIES {
+            use rayon::prelude::*;
+            rows.zip(runs).collect::<Vec<_>>().into_par_iter().for_each(one_channel);
+            return;
+        }
+        rows.zip(runs).for_each(one_channel);
+        return;
+    }
     // Plane (channel, image) of the input, from the channel's kernel·kernel rows.
     let one_plane = |(channel, image, plane): (usize, usize, &mut [f32])| {
         for (dy, dx) in (0..kernel).flat_map(|dy| (0..kernel).map(move |dx| (dy, dx))) {
@@ -282,6 +306,63 @@ fn add_shifted(shifted: &[f32], runs: Vec<&mut [f32]>, [images, height, width]: 
     planes(runs, height * width).for_each(one_plane);
 }
 
+/// For a stride-1 window whose output is as large as its input (the 3×3 and 5×5 'same'
+/// convolutions), the copy of one kernel offset `(dy, dx)` is a run of planes as a whole,
+/// shifted by `(dy − before)·width + dx − before` values, except where a value's source lies
+/// outside its own plane (in the padding): there it is zero. So a row of shifted copies is one
+/// long copy, and the few rows and columns that crossed a plane's edge cleared after it.
+struct Shift {
+    /// Where each value's source lies, from the value.
+    by: isize,
+    /// The rows and columns of a plane whose source lies inside it.
+    rows: Range<usize>,
+    columns: Range<usize>,
+}
+
+impl Shift {
+    /// Each kernel offset's shift, `(dy, dx)` in row-major order, where `window` is stride 1
+    /// and keeps the size of `[height, width]` planes; `None` otherwise.
+    fn all(window: Window, [height, width]: [usize; 2], kernel: usize) -> Option<Vec<Shift>> {
+        let same = window.stride == 1 && window.out(height, kernel) == height && window.out(width, kernel) == width;
+        same.then(|| {
+            (0..kernel)
+                .flat_map(|dy| (0..kernel).map(move |dx| (dy, dx)))
+                .map(|(dy, dx)| {
+                    let ((first_y, end_y), (first_x, end_x)) = (window.inside(height, dy, height), window.inside(width, dx, width));
+                    let offset = |at: usize| at as isize - window.before as isize;
+                    Shift { by: offset(dy) * width as isize + offset(dx), rows: first_y..end_y, columns: first_x..end_x }
+                })
+                .collect()
+        })
+    }
+
+    /// The values `from` of a run `len` long that have a source in it, and their sources
+    /// `into`, `from` shifted by [`Self::by`].
+    fn overlap(&self, len: usize) -> (Range<usize>, Range<usize>) {
+        let len = len as isize;
+        let (first, end) = ((-self.by).clamp(0, len), (len - self.by).clamp(0, len));
+        match first < end {
+            true => ((first as usize..end as usize), ((first + self.by) as usize..(end + self.by) as usize)),
+            // No source inside the run (a kernel wider than the planes).
+            false => (0..0, 0..0),
+        }
+    }
+
+    /// Sets to zero the values of `run` (planes of `[height, width]` back to back) whose
+    /// source lies outside their plane: whole rows, then single columns (one or two), value by
+    /// value rather than as many short fills.
+    fn clear_outside(&self, run: &mut [f32], [height, width]: [usize; 2]) {
+        let (rows, columns) = (self.rows.clone(), self.columns.clone());
+        for plane in run.chunks_exact_mut(height * width) {
+            plane[..rows.start * width].fill(0.0);
+            plane[rows.end * width..].fill(0.0);
+            for x in (0..columns.start).chain(columns.end..width) {
+                plane[rows.start * width..rows.end * width].iter_mut().skip(x).step_by(width).for_each(|value| *value = 0.0);
+            }
+        }
+    }
+}
+
 /// Each channel's run of planes cut into `(channel, image, plane)`.
 fn planes(runs: Vec<&mut [f32]>, plane: usize) -> impl Iterator<Item = (usize, usize, &mut [f32])> {
     runs.into_iter()
@@ -293,7 +374,9 @@ fn planes(runs: Vec<&mut [f32]>, plane: usize) -> impl Iterator<Item = (usize, u
 /// `window` (im2col): row `(in, dy, dx)` holds, for every image and output position `(y, x)`,
 /// the input at `(y · stride + dy − before, x · stride + dx − before)`, zero outside it. Made
 /// directly, a run of a row at a time (rows of copies on every core natively): Burn's slices of
-/// a padded copy, concatenated, went through a strided copy of every element.
+/// a padded copy, concatenated, went through a strided copy of every element. A stride-1 'same'
+/// window's row is one copy of the channel's run ([`Shift`]), where copying output row by output
+/// row made one short copy each.
 ///
 /// # Shapes
 /// - input: `[in, batch, height, width]`, contiguous
@@ -302,14 +385,22 @@ fn shifted_copies(input: &[f32], [channels, batch, height, width]: [usize; 4], i
     let (out_height, out_width) = (window.out(height, kernel), window.out(width, kernel));
     let (positions, stride, plane) = (out_height * out_width, window.stride, height * width);
     let mut columns = vec![0.0f32; channels * kernel * kernel * images.len() * positions];
+    let shifts = Shift::all(window, [height, width], kernel);
     let one_row = |(row, copies): (usize, &mut [f32])| {
         let (channel, dy, dx) = (row / (kernel * kernel), row / kernel % kernel, row % kernel);
+        // The channel's planes of these images, one after the other.
+        let planes = &input[(channel * batch + images.start) * plane..(channel * batch + images.end) * plane];
+        if let Some(shifts) = &shifts {
+            let shift = &shifts[row % (kernel * kernel)];
+            let (into, from) = shift.overlap(copies.len());
+            copies[into].copy_from_slice(&planes[from]);
+            shift.clear_outside(copies, [height, width]);
+            return;
+        }
         let ((first_y, end_y), (first, end)) = (window.inside(height, dy, out_height), window.inside(width, dx, out_width));
         if first == end {
             return;
         }
-        // The channel's planes of these images, one after the other.
-        let planes = &input[(channel * batch + images.start) * plane..(channel * batch + images.end) * plane];
         for (shifted, plane) in copies.chunks_exact_mut(positions).zip(planes.chunks_exact(plane)) {
             for y in first_y..end_y {
                 let at = (y * stride + dy - window.before) * width + first * stride + dx - window.before;

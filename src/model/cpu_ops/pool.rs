@@ -6,8 +6,8 @@
 //! clipped to the input (what −∞ padding gives), and planes are pooled separably: rows, then
 //! columns, whole slices at a time (maxima of slices shifted by a row or a column), with SIMD
 //! (SSE2 natively, SIMD128 in the wasm).
-//! Training keeps each output's position in its plane (`i32`), and the backward step is
-//! burn-flex's own scatter of the output gradient to those positions.
+//! Training keeps each output's position in its plane (`i32`), and the backward step adds each
+//! output's gradient at its position.
 
 use std::ops::Range;
 
@@ -16,12 +16,12 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
-use burn::backend::ops::{FloatTensorOps, IntTensorOps, ModuleOps};
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, Flex, TensorMetadata};
-use burn::tensor::{Shape, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
-use super::{same_padding, values, zeros};
+use super::{for_each_task, same_padding, values, zeros};
 
 const KERNEL: usize = 3;
 
@@ -165,7 +165,7 @@ impl<C: CheckpointStrategy> SameMaxPoolBackend for Autodiff<Flex, C> {
                 let input = x.into_primitive();
                 let (output, positions) = pool(&input, stride, true);
                 let positions = positions.expect("asked for the positions");
-                prep.finish((input, positions, stride), output)
+                prep.finish((input.shape().dims(), positions), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(pool(&x.into_primitive(), stride, false).0),
         }
@@ -176,29 +176,41 @@ impl<C: CheckpointStrategy> SameMaxPoolBackend for Autodiff<Flex, C> {
 struct SameMaxPool;
 
 impl Backward<Flex, 1> for SameMaxPool {
-    /// The input (for its shape), each output's position in its plane, the stride.
-    type State = (FloatTensor<Flex>, IntTensor<Flex>, usize);
+    /// The input's shape, each output's position in its plane.
+    type State = ([usize; 4], Vec<i32>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (input, positions, stride) = ops.state;
+        let (shape, positions) = ops.state;
         if let Some(node) = node {
-            // burn-flex adds each output's gradient at its position: the kernel, stride and
-            // padding arguments are not read.
-            let backward = Flex::max_pool2d_with_indices_backward(
-                input,
-                [KERNEL; 2],
-                [stride; 2],
-                [0, 0],
-                [1, 1],
-                false,
-                grad,
-                positions,
-            );
-            grads.register::<Flex>(node.id, backward.x_grad);
+            let grad = grad.to_contiguous();
+            let gradient = scatter(values(&grad), &positions, shape, grad.shape().dims());
+            grads.register::<Flex>(node.id, Flex::float_from_data(TensorData::new(gradient, shape), &grad.device()));
         }
     }
+}
+
+/// The input gradient of a pool: each output's gradient added at its position in its plane
+/// (`positions`, from [`pool`]), planes of the input `[.., .., height, width]` and of the
+/// output `[.., .., out_height, out_width]` in the same order; groups of whole planes on every
+/// core natively. burn-flex's (`max_pool2d_with_indices_backward`) was 1.5 % of a native step
+/// (BENCHMARKS.md).
+fn scatter(grad: &[f32], positions: &[i32], [batch, channels, height, width]: [usize; 4], [_, _, out_height, out_width]: [usize; 4]) -> Vec<f32> {
+    let (plane_in, plane_out) = (height * width, out_height * out_width);
+    let mut gradient = zeros(batch * channels * plane_in);
+    let per_group = GROUP.div_ceil(plane_in.max(1));
+    for_each_task(&mut gradient, per_group * plane_in, |group, planes| {
+        let first = group * per_group * plane_out;
+        let (grad, positions) = (&grad[first..], &positions[first..]);
+        for (plane, into) in planes.chunks_exact_mut(plane_in.max(1)).enumerate() {
+            let outputs = plane * plane_out..(plane + 1) * plane_out;
+            for (&grad, &at) in grad[outputs.clone()].iter().zip(&positions[outputs]) {
+                into[at as usize] += grad;
+            }
+        }
+    });
+    gradient
 }
 
 /// The input row (or column) each output of a 3×3 'same' pool is centred on, along one axis
@@ -251,8 +263,9 @@ fn best_of<const N: usize>(best: &mut [f32], at: &mut [i32], values: [&[f32]; N]
         }
         whole
     };
-    // SSE2, which every x86-64 processor has (LLVM would not vectorise the scalar loop below:
-    // it keeps a branch per comparison).
+    // AVX's eight at a time where the processor has it, then SSE2's four, which every x86-64
+    // processor has (LLVM would not vectorise the scalar loop below: it keeps a branch per
+    // comparison).
     #[cfg(target_arch = "x86_64")]
     let done = {
         use core::arch::x86_64::{
@@ -260,7 +273,11 @@ fn best_of<const N: usize>(best: &mut [f32], at: &mut [i32], values: [&[f32]; N]
             _mm_loadu_ps, _mm_loadu_si128, _mm_or_ps, _mm_or_si128, _mm_storeu_ps, _mm_storeu_si128,
         };
         let whole = count / 4 * 4;
-        let mut i = 0;
+        let mut i = match std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the processor has AVX (detected just above).
+            true => unsafe { best_of_avx(best, at, values, positions) },
+            false => 0,
+        };
         while i < whole {
             // SAFETY: SSE2 is part of x86-64; `i + 4 <= whole <= count`, and every slice is
             // `count` long (sliced above); the `loadu`/`storeu` forms take unaligned addresses.
@@ -295,6 +312,40 @@ fn best_of<const N: usize>(best: &mut [f32], at: &mut [i32], values: [&[f32]; N]
         best[i] = value;
         at[i] = position;
     }
+}
+
+/// [`best_of`]'s values and positions eight at a time with AVX, up to the last whole eight:
+/// how many it did. A blend per candidate, where SSE2 takes three operations (training's pools
+/// were 6 % of a native step with SSE2 alone, BENCHMARKS.md).
+///
+/// # Safety
+/// The processor must have AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn best_of_avx<const N: usize>(best: &mut [f32], at: &mut [i32], values: [&[f32]; N], positions: [&[i32]; N]) -> usize {
+    use core::arch::x86_64::{_mm256_blendv_ps, _mm256_cmp_ps, _mm256_loadu_ps, _mm256_or_ps, _mm256_storeu_ps, _CMP_GT_OQ, _CMP_UNORD_Q};
+    let count = best.len();
+    assert!(at.len() >= count && values.iter().all(|values| values.len() >= count) && positions.iter().all(|positions| positions.len() >= count));
+    let whole = count / 8 * 8;
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: `i + 8 <= whole <= count`, and every slice holds `count` values (asserted
+        // above); the `loadu`/`storeu` forms take unaligned addresses. Positions travel as the
+        // bits of floats: a blend moves bits and never reads them as numbers.
+        unsafe {
+            let (mut value, mut position) = (_mm256_loadu_ps(values[0].as_ptr().add(i)), _mm256_loadu_ps(positions[0].as_ptr().add(i).cast::<f32>()));
+            for k in 1..N {
+                let candidate = _mm256_loadu_ps(values[k].as_ptr().add(i));
+                let take = _mm256_or_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(candidate, value), _mm256_cmp_ps::<_CMP_UNORD_Q>(candidate, candidate));
+                value = _mm256_blendv_ps(value, candidate, take);
+                position = _mm256_blendv_ps(position, _mm256_loadu_ps(positions[k].as_ptr().add(i).cast::<f32>()), take);
+            }
+            _mm256_storeu_ps(best.as_mut_ptr().add(i), value);
+            _mm256_storeu_ps(at.as_mut_ptr().add(i).cast::<f32>(), position);
+        }
+        i += 8;
+    }
+    whole
 }
 
 /// Stride-1 window maxima along lines of `length` laid end to end in `values` (each value's
@@ -380,7 +431,7 @@ fn pool_planes(
 
 /// The pool of every plane of `x` (`[batch, channels, height, width]`, f32), on every core
 /// natively, and each output's position when `with_positions`.
-fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Option<IntTensor<Flex>>) {
+fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Option<Vec<i32>>) {
     let x = x.to_contiguous();
     let [batch, channels, height, width] = x.shape().dims();
     let (rows, columns) = (windows(height, stride), windows(width, stride));
@@ -418,11 +469,8 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
             false => output.chunks_mut(values_out).zip(input.chunks(values_in)).for_each(values_only),
         }
     }
-    let shape = Shape::new([batch, channels, rows.len(), columns.len()]);
-    let device = x.device();
-    let output = Flex::float_from_data(TensorData::new(output, shape.clone()), &device);
-    let positions = with_positions.then(|| Flex::int_from_data(TensorData::new(positions, shape), &device));
-    (output, positions)
+    let output = Flex::float_from_data(TensorData::new(output, [batch, channels, rows.len(), columns.len()]), &x.device());
+    (output, with_positions.then_some(positions))
 }
 
 /// A 3×3 max-pool with TensorFlow 'same' padding and `stride`, on the CPU device (with or

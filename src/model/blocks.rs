@@ -144,13 +144,14 @@ pub(crate) fn same_max_pool(kernel: usize, stride: usize) -> MaxPool2d {
         .init()
 }
 
-/// `pool` applied to `x`: on the CPU device a 3×3 'same' max-pool (all of the network's) runs as
-/// [`max_pool_3x3_same`], which is much faster than burn-flex's (BENCHMARKS.md). Each plane is
-/// pooled on its own, so `x` may be laid out images or channels first.
+/// `pool` applied to `x` on the CPU device (where [`ChannelsFirst`] runs): a 3×3 'same'
+/// max-pool (all of the network's) runs as [`max_pool_3x3_same`], which is much faster than
+/// burn-flex's (BENCHMARKS.md). Each plane is pooled on its own, so `x` may be laid out images
+/// or channels first.
 pub(crate) fn max_pool(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let same = matches!(pool.padding, PaddingConfig2d::Same) && !pool.ceil_mode && pool.dilation == [1, 1];
     let [stride, stride_x] = pool.stride;
-    if same && pool.kernel_size == [3, 3] && stride == stride_x && on_cpu(&x.device()) {
+    if same && pool.kernel_size == [3, 3] && stride == stride_x {
         return max_pool_3x3_same(x, stride);
     }
     pool.forward(x)

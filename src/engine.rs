@@ -171,8 +171,12 @@ mod browser {
         static WEBGPU: RefCell<Option<(Device, WgpuSetup)>> = const { RefCell::new(None) };
         /// Why the device was lost, once it is.
         static LOST: RefCell<Option<String>> = const { RefCell::new(None) };
-        static ON_LOST: RefCell<Option<Box<dyn Fn(String)>>> = const { RefCell::new(None) };
+        /// Who is told when it is lost ([`on_device_lost`]).
+        static ON_LOST: RefCell<Option<LostCallback>> = const { RefCell::new(None) };
     }
+
+    /// What [`on_device_lost`] calls with the browser's words.
+    type LostCallback = Box<dyn Fn(String)>;
 
     /// Calls `callback` with the browser's words when the WebGPU device is lost (a driver
     /// reset, a GPU that went away, [`lose_device`]). Nothing on it works any more: CubeCL

@@ -43,6 +43,7 @@ use burn::tensor::{Tensor, TensorData};
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
 use super::pointwise::products_with_relu;
+use super::winograd;
 use super::{for_each_task_runs, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
 
 /// How many floats the scratch of all tasks at once may take (8 MB): shifted copies and products.
@@ -75,6 +76,14 @@ impl Window {
         let first = self.before.saturating_sub(offset).div_ceil(self.stride).min(out);
         let end = (size + self.before).saturating_sub(offset).div_ceil(self.stride).min(out);
         (first, end.max(first))
+    }
+
+    /// Whether a `kernel`×`kernel` convolution over this window is a 3×3 stride-1 'same' one,
+    /// which a batch computes by Winograd's F(2×2, 3×3) ([`winograd`]), its output and its
+    /// input gradient.
+    fn winograd(self, kernel: usize, side: usize) -> bool {
+        side >= 12 &&
+        kernel == 3 && self == Window { stride: 1, before: 1, after: 1 }
     }
 }
 
@@ -186,6 +195,10 @@ impl Backward<Flex, 3> for ConvReluBackward {
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[in, batch, height, width]`
 fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    if window.winograd(kernel, height) {
+        let kernels = winograd::gradient_kernels(weight, [out_channels, channels]);
+        return winograd::convolve(grad, &kernels, [out_channels, batch, height, width], channels, None);
+    }
     let (positions, rows) = sizes([height, width], channels, kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let mut gradient = zeros(channels * batch * height * width);
@@ -445,6 +458,10 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     let (positions, rows) = sizes([height, width], channels, kernel, window);
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let (input, weight, bias) = (values(&x), values(&weight), values(&bias));
+    if window.winograd(kernel, height) {
+        let output = winograd::convolve(input, &winograd::kernels(weight, [out_channels, channels]), [channels, batch, height, width], out_channels, Some(bias));
+        return Flex::float_from_data(TensorData::new(output, [out_channels, batch, out_height, out_width]), &x.device());
+    }
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let mut output = zeros(out_channels * batch * positions);
     for_each_task_runs(&mut output, [out_channels, batch, positions], per_task, |images, runs| {

@@ -16,6 +16,7 @@
 pub(crate) mod conv;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
+mod winograd;
 
 use std::ops::Range;
 

@@ -5,7 +5,7 @@
 //! CPU's time in it (BENCHMARKS.md). Here each axis's windows are worked out once per call,
 //! clipped to the input (what −∞ padding gives), and planes are pooled separably: rows, then
 //! columns, whole slices at a time (maxima of slices shifted by a row or a column), with SIMD
-//! (SSE2 natively, SIMD128 in the wasm).
+//! (AVX or SSE2 natively, SIMD128 in the wasm).
 //! Training keeps each output's position in its plane (`i32`), and the backward step adds each
 //! output's gradient at its position.
 
@@ -229,9 +229,10 @@ fn windows(size: usize, stride: usize) -> Vec<Range<usize>> {
 
 /// Each output's best of `N` candidates taken in order (`values[k][i]`, at `positions[k][i]`):
 /// a later one wins when it is larger or a NaN, as in burn-flex's max-pool, so the first
-/// largest, or the last NaN. Over whole slices, four at a time without branches (the maxima of
-/// noisy values mispredict them): SSE2 natively, SIMD128 in the wasm. LLVM keeps a branch per
-/// comparison in the scalar loop, which left training's pool at 4.5–8 ns a value natively.
+/// largest, or the last NaN. Over whole slices, eight or four at a time without branches (the
+/// maxima of noisy values mispredict them): AVX or SSE2 natively, SIMD128 in the wasm. LLVM
+/// keeps a branch per comparison in the scalar loop, which left training's pool at 4.5–8 ns a
+/// value natively.
 #[inline]
 fn best_of<const N: usize>(best: &mut [f32], at: &mut [i32], values: [&[f32]; N], positions: [&[i32]; N]) {
     let count = best.len();

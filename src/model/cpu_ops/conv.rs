@@ -1,5 +1,7 @@
 //! The CPU device's 3×3 and 5×5 convolutions, b1's 7×7 stride-2 one and their ReLU, forward
-//! and backward, as matrix products of the input's shifted copies (im2col).
+//! and backward, as matrix products of the input's shifted copies (im2col). The 3×3 ones on
+//! planes of 12×12 and more compute their outputs and input gradients by Winograd's F(2×2,
+//! 3×3) instead ([`winograd`]).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.
@@ -78,12 +80,11 @@ impl Window {
         (first, end.max(first))
     }
 
-    /// Whether a `kernel`×`kernel` convolution over this window is a 3×3 stride-1 'same' one,
-    /// which a batch computes by Winograd's F(2×2, 3×3) ([`winograd`]), its output and its
-    /// input gradient.
+    /// Whether a `kernel`×`kernel` convolution over this window, of planes `side` high, is a
+    /// 3×3 stride-1 'same' one on planes of [`winograd::LEAST_SIDE`] or more, whose output and
+    /// input gradient a batch computes by Winograd's F(2×2, 3×3) ([`winograd`]).
     fn winograd(self, kernel: usize, side: usize) -> bool {
-        side >= 12 &&
-        kernel == 3 && self == Window { stride: 1, before: 1, after: 1 }
+        side >= winograd::LEAST_SIDE && kernel == 3 && self == Window { stride: 1, before: 1, after: 1 }
     }
 }
 

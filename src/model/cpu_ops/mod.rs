@@ -7,10 +7,12 @@
 //!
 //! - [`conv`]: the 3×3, 5×5 and 7×7 stride-2 convolutions and their ReLU as shifted copies
 //!   and matrix products, a task of a few images a thread, forward and both gradients.
+//! - `winograd`: the 3×3 ones' outputs and input gradients on planes of 12×12 and more, by
+//!   Winograd's F(2×2, 3×3), for [`conv`].
 //! - [`pointwise`]: the 1×1 convolutions and their ReLU as matrix products, a share of the rows
 //!   or columns a thread.
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.
-//! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (SSE2
+//! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (AVX or SSE2
 //!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.
 
 pub(crate) mod conv;

@@ -10,10 +10,18 @@
 //! the output gradient with the kernels turned 180° and their input and output swapped). The
 //! weight gradient keeps the shifted copies.
 //!
+//! Only on planes of [`LEAST_SIDE`] or more (b2's 24×24, b3's 12×12: 63 % of the 3×3
+//! convolutions' multiplications). On b4's 6×6 and b5's 3×3 planes a tile's transforms are a
+//! few values long, and a 3×3 plane takes four tiles of 16 outputs for its 9: there all 3×3
+//! convolutions by Winograd measured no faster (BENCHMARKS.md, 2026-12-06).
+//!
 //! Activations are laid out channels first, `[channels, batch, height, width]`, a task of a few
 //! images a thread, as in [`super::conv`].
 
 use super::{for_each_task_runs, product, relu, threads, zeros, Operand};
+
+/// The least side of the planes a 3×3 convolution takes by Winograd's algorithm.
+pub(super) const LEAST_SIDE: usize = 12;
 
 /// The elements of a transformed tile.
 const TILE: usize = 16;

@@ -1,6 +1,6 @@
 //! The CPU device's 3×3 and 5×5 convolutions, b1's 7×7 stride-2 one and their ReLU, forward
 //! and backward, as matrix products of the input's shifted copies (im2col). The 3×3 ones on
-//! planes of 12×12 and more compute their outputs and input gradients by Winograd's F(2×2,
+//! planes of 12×12 and more compute their outputs and both gradients by Winograd's F(2×2,
 //! 3×3) instead ([`winograd`]).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
@@ -82,7 +82,7 @@ impl Window {
 
     /// Whether a `kernel`×`kernel` convolution over this window, of planes `side` high, is a
     /// 3×3 stride-1 'same' one on planes of [`winograd::LEAST_SIDE`] or more, whose output and
-    /// input gradient a batch computes by Winograd's F(2×2, 3×3) ([`winograd`]).
+    /// both gradients a batch computes by Winograd's F(2×2, 3×3) ([`winograd`]).
     fn winograd(self, kernel: usize, side: usize) -> bool {
         side >= winograd::LEAST_SIDE && kernel == 3 && self == Window { stride: 1, before: 1, after: 1 }
     }
@@ -222,6 +222,9 @@ fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]
 /// - grad: `[out, batch·out_height·out_width]`, through the ReLU ([`through_relu`])
 /// - output: `[out, in, kernel, kernel]`
 fn weight_gradient(input: &[f32], grad: &[f32], [channels, batch, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
+    if window.winograd(kernel, height) {
+        return winograd::weight_gradient(input, grad, [channels, batch, height, width], out_channels);
+    }
     let (positions, rows) = sizes([height, width], channels, kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
     let tasks = batch.div_ceil(per_task);

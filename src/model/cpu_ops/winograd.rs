@@ -6,9 +6,10 @@
 //! and the 16 elements of a tile are 16 matrix products, `M[ξ] = U[ξ] [out, in] · V[ξ] [in,
 //! tiles]`, whose results are transformed back (`Y = Aᵀ M A`). 2.25 times fewer multiplications
 //! than [the shifted copies](super::conv) for the 3×3 convolutions, which are two thirds of the
-//! network's: used for their outputs and their input gradients (a 3×3 'same' convolution of
-//! the output gradient with the kernels turned 180° and their input and output swapped). The
-//! weight gradient keeps the shifted copies.
+//! network's: used for their outputs, their input gradients (a 3×3 'same' convolution of the
+//! output gradient with the kernels turned 180° and their input and output swapped) and their
+//! weight gradients (16 products of the transformed output gradient and tiles, summed over the
+//! tiles).
 //!
 //! Only on planes of [`LEAST_SIDE`] or more (b2's 24×24, b3's 12×12: 63 % of the 3×3
 //! convolutions' multiplications). On b4's 6×6 and b5's 3×3 planes a tile's transforms are a
@@ -18,7 +19,7 @@
 //! Activations are laid out channels first, `[channels, batch, height, width]`, a task of a few
 //! images a thread, as in [`super::conv`].
 
-use super::{for_each_task_runs, product, relu, threads, zeros, Operand};
+use super::{for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
 
 /// The least side of the planes a 3×3 convolution takes by Winograd's algorithm.
 pub(super) const LEAST_SIDE: usize = 12;
@@ -102,6 +103,97 @@ pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, w
         }
     });
     output
+}
+
+/// The weight gradient of a 3×3 'same' convolution of `input` (`[in, batch, height, width]`)
+/// whose output gradient (through the ReLU) is `grad` (`[out, batch·height·width]`):
+/// `[out, in, 3, 3]`. With `Y = Aᵀ (U ⊙ V) A` for each tile, the gradient of `U` is the sum
+/// over tiles of `(A dY Aᵀ) ⊙ V`: for each of the 16 elements a product `Ŷ[ξ] [out, tiles] ·
+/// V[ξ]ᵀ [tiles, in]`, where the shifted copies' product is 2.25 times larger; then the
+/// kernels' `Gᵀ dU G`. Each thread sums its share of the tasks in order, and the shares are
+/// added in order: the same sum on every run.
+pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize) -> Vec<f32> {
+    let tiles = height.div_ceil(2) * width.div_ceil(2);
+    let per_task = images_per_task(batch, tiles, inputs + outputs);
+    let tasks = batch.div_ceil(per_task);
+    let shares = threads().min(tasks).max(1);
+    let share = |share: usize| {
+        let mut sum = vec![0.0f32; TILE * outputs * inputs];
+        for task in share * tasks / shares..(share + 1) * tasks / shares {
+            let images = task * per_task..((task + 1) * per_task).min(batch);
+            let columns = images.len() * tiles;
+            let transformed = transform_tiles(input, [inputs, batch, height, width], images.clone());
+            let gradients = transform_gradient(grad, [outputs, batch, height, width], images);
+            let accumulate = task > share * tasks / shares;
+            for (element, sum) in sum.chunks_exact_mut(outputs * inputs).enumerate() {
+                let gradients = Operand::Plain(&gradients[element * outputs * columns..], columns);
+                let tiles = Operand::Transposed(&transformed[element * inputs * columns..], columns);
+                product(sum, gradients, tiles, [outputs, columns, inputs], accumulate);
+            }
+        }
+        sum
+    };
+    let sums = sum_of_shares(shares, TILE * outputs * inputs, share);
+    // Gᵀ dU G of each kernel: dU is 4×4 (its elements `outputs·inputs` apart), the result 3×3.
+    let mut gradient = vec![0.0f32; outputs * inputs * 9];
+    for (kernel, into) in gradient.chunks_exact_mut(9).enumerate() {
+        let u = |i: usize, j: usize| sums[(i * 4 + j) * outputs * inputs + kernel];
+        // Gᵀ dU (3×4) a column at a time, then (Gᵀ dU) G = (Gᵀ (Gᵀ dU)ᵀ)ᵀ a row at a time.
+        let columns: [[f32; 3]; 4] = std::array::from_fn(|j| by_g_transposed([u(0, j), u(1, j), u(2, j), u(3, j)]));
+        for (y, into) in into.chunks_exact_mut(3).enumerate() {
+            into.copy_from_slice(&by_g_transposed(columns.map(|column| column[y])));
+        }
+    }
+    gradient
+}
+
+/// `Gᵀ x` of a column `x` of four, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
+fn by_g_transposed([a, b, c, d]: [f32; 4]) -> [f32; 3] {
+    [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d]
+}
+
+/// `A dY Aᵀ` of every 2×2 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
+/// for the `images`, zero past the planes' edges: `[16, out, images·tiles]`, the tiles in the
+/// order [`transform_tiles`] lays them. A = [[1, 0], [1, 1], [1, −1], [0, −1]]. Separably: each
+/// row's `dY Aᵀ` (a tile column's four values from its two), the even and the odd rows apart,
+/// then `A (dY Aᵀ)` of all a plane's tiles as whole slices.
+fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
+    let (tile_rows, tile_columns) = (height.div_ceil(2), width.div_ceil(2));
+    let tiles = tile_rows * tile_columns;
+    let columns = images.len() * tiles;
+    let mut transformed = vec![0.0f32; TILE * outputs * columns];
+    // h[j][parity][tile]: row 2·ty + parity of every tile, element j of dY Aᵀ.
+    let mut h = vec![0.0f32; 4 * 2 * tiles];
+    for out in 0..outputs {
+        let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
+        for (image, plane) in planes.chunks_exact(height * width).enumerate() {
+            h.fill(0.0);
+            for (y, row) in plane.chunks_exact(width).enumerate() {
+                let at = (y % 2) * tiles + (y / 2) * tile_columns;
+                let [h0, h1, h2, h3] = [0, 1, 2, 3].map(|j| j * 2 * tiles + at);
+                for tile in 0..tile_columns {
+                    let (p, q) = (row[2 * tile], row.get(2 * tile + 1).copied().unwrap_or(0.0));
+                    h[h0 + tile] = p;
+                    h[h1 + tile] = p + q;
+                    h[h2 + tile] = p - q;
+                    h[h3 + tile] = -q;
+                }
+            }
+            let first = image * tiles;
+            for j in 0..4 {
+                let (top, bottom) = (&h[j * 2 * tiles..j * 2 * tiles + tiles], &h[(j * 2 + 1) * tiles..(j * 2 + 2) * tiles]);
+                let mut element = |i: usize, value: &dyn Fn(usize) -> f32| {
+                    let at = ((i * 4 + j) * outputs + out) * columns + first;
+                    transformed[at..at + tiles].iter_mut().enumerate().for_each(|(k, into)| *into = value(k));
+                };
+                element(0, &|k| top[k]);
+                element(1, &|k| top[k] + bottom[k]);
+                element(2, &|k| top[k] - bottom[k]);
+                element(3, &|k| -bottom[k]);
+            }
+        }
+    }
+    transformed
 }
 
 /// How many images one task takes: enough for [`PRODUCT_COLUMNS`] tiles in its products where

@@ -196,9 +196,8 @@ pub async fn classify(model: &GoogLeNet, input_size: usize, frames: &[u8], devic
     }
     let logits = model.forward(images_to_input(frames, input_size, device));
     let values = read_floats(softmax(logits, 1)).await.map_err(|error| format!("could not read the prediction back: {error}"))?;
-    // `chunks_exact(10)` yields slices of exactly ten: the conversion cannot fail.
     Ok(values
         .chunks_exact(10)
-        .map(|row| Prediction { probabilities: row.try_into().expect("chunks of ten") })
+        .map(|row| Prediction { probabilities: std::array::from_fn(|class| row[class]) })
         .collect())
 }

@@ -164,7 +164,6 @@ impl<C: CheckpointStrategy> SameMaxPoolBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let input = x.into_primitive();
                 let (output, positions) = pool(&input, stride, true);
-                let positions = positions.expect("asked for the positions");
                 prep.finish((input.shape().dims(), positions), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(pool(&x.into_primitive(), stride, false).0),
@@ -431,8 +430,8 @@ fn pool_planes(
 }
 
 /// The pool of every plane of `x` (`[batch, channels, height, width]`, f32), on every core
-/// natively, and each output's position when `with_positions`.
-fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Option<Vec<i32>>) {
+/// natively, and each output's position when `with_positions` (none otherwise).
+fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTensor<Flex>, Vec<i32>) {
     let x = x.to_contiguous();
     let [batch, channels, height, width] = x.shape().dims();
     let (rows, columns) = (windows(height, stride), windows(width, stride));
@@ -471,7 +470,7 @@ fn pool(x: &FloatTensor<Flex>, stride: usize, with_positions: bool) -> (FloatTen
         }
     }
     let output = Flex::float_from_data(TensorData::new(output, [batch, channels, rows.len(), columns.len()]), &x.device());
-    (output, with_positions.then_some(positions))
+    (output, positions)
 }
 
 /// A 3×3 max-pool with TensorFlow 'same' padding and `stride`, on the CPU device (with or

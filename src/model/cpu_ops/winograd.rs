@@ -66,7 +66,7 @@ fn transformed(rows: usize, columns: usize, kernel: impl Fn(usize, usize) -> [f3
 pub(super) fn kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
     transformed(outputs, inputs, |out, input| {
         let at = (out * inputs + input) * 9;
-        weight[at..at + 9].try_into().expect("nine values")
+        std::array::from_fn(|k| weight[at + k])
     })
 }
 
@@ -182,18 +182,21 @@ fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4],
             let first = image * tiles;
             for j in 0..4 {
                 let (top, bottom) = (&h[j * 2 * tiles..j * 2 * tiles + tiles], &h[(j * 2 + 1) * tiles..(j * 2 + 2) * tiles]);
-                let mut element = |i: usize, value: &dyn Fn(usize) -> f32| {
-                    let at = ((i * 4 + j) * outputs + out) * columns + first;
-                    transformed[at..at + tiles].iter_mut().enumerate().for_each(|(k, into)| *into = value(k));
-                };
-                element(0, &|k| top[k]);
-                element(1, &|k| top[k] + bottom[k]);
-                element(2, &|k| top[k] - bottom[k]);
-                element(3, &|k| -bottom[k]);
+                let element = |i: usize| ((i * 4 + j) * outputs + out) * columns + first;
+                fill(&mut transformed[element(0)..][..tiles], |k| top[k]);
+                fill(&mut transformed[element(1)..][..tiles], |k| top[k] + bottom[k]);
+                fill(&mut transformed[element(2)..][..tiles], |k| top[k] - bottom[k]);
+                fill(&mut transformed[element(3)..][..tiles], |k| -bottom[k]);
             }
         }
     }
     transformed
+}
+
+/// `into[k] = value(k)` for every `k`: one element of the transformed tiles, as a whole slice.
+#[inline]
+fn fill(into: &mut [f32], value: impl Fn(usize) -> f32) {
+    into.iter_mut().enumerate().for_each(|(k, into)| *into = value(k));
 }
 
 /// How many images one task takes: enough for [`PRODUCT_COLUMNS`] tiles in its products where
@@ -256,17 +259,11 @@ fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], im
                     &h[at..at + tiles]
                 };
                 let (d0, d1, d2, d3) = (rows(0), rows(1), rows(2), rows(3));
-                let mut element = |i: usize, a: &[f32], b: &[f32], sign: f32| {
-                    let at = ((i * 4 + j) * inputs + channel) * columns + first;
-                    let into = &mut transformed[at..at + tiles];
-                    for k in 0..tiles {
-                        into[k] = a[k] + sign * b[k];
-                    }
-                };
-                element(0, d0, d2, -1.0);
-                element(1, d1, d2, 1.0);
-                element(2, d2, d1, -1.0);
-                element(3, d1, d3, -1.0);
+                let element = |i: usize| ((i * 4 + j) * inputs + channel) * columns + first;
+                fill(&mut transformed[element(0)..][..tiles], |k| d0[k] - d2[k]);
+                fill(&mut transformed[element(1)..][..tiles], |k| d1[k] + d2[k]);
+                fill(&mut transformed[element(2)..][..tiles], |k| d2[k] - d1[k]);
+                fill(&mut transformed[element(3)..][..tiles], |k| d1[k] - d3[k]);
             }
         }
     }

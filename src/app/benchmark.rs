@@ -48,6 +48,8 @@ pub struct BenchState {
 impl BenchState {
     /// The figures as one JSON document.
     pub fn json(report: &BenchReport, page: &PageFigures) -> String {
+        // Cannot fail: derived `Serialize` of structs, strings and numbers, no maps with
+        // non-string keys.
         serde_json::to_string_pretty(&serde_json::json!({ "runner": "browser", "page": page, "report": report })).expect("plain data")
     }
 }

@@ -139,6 +139,7 @@ impl Session {
             let worker = TrainerWorker::spawn(move |update, weights| session.receive(update, weights))?;
             self.worker.set_value(Some(worker));
         }
+        // Set just above when it was `None`, and never cleared in between.
         Ok(self.worker.with_value(|worker| action(worker.as_ref().expect("spawned above"))))
     }
 

@@ -175,6 +175,7 @@ impl Replica {
     }
 
     pub fn model(&self) -> &GoogLeNet {
+        // `apply` takes the model and puts the stepped one back before it returns.
         self.model.as_ref().expect("the model is only taken inside apply")
     }
 
@@ -197,6 +198,8 @@ impl Replica {
 
     /// One SGD step with the batch's averaged gradients.
     pub fn apply(&mut self, gradients: &[f32]) {
+        // Put back at the end of this call (the field is an `Option` only to move the model
+        // through the optimiser's step).
         let model = self.model.take().expect("the model is only taken inside apply");
         self.model = Some(self.step.apply(model, gradients));
     }

@@ -185,6 +185,7 @@ pub enum Update {
 // non-finite float as `null`; a diverged loss is reported as an error before it gets here).
 impl Command {
     pub fn to_json(&self) -> String {
+        // Cannot fail: derived `Serialize` over structs, enums, strings and numbers.
         serde_json::to_string(self).expect("commands are plain data")
     }
 
@@ -195,6 +196,7 @@ impl Command {
 
 impl Update {
     pub fn to_json(&self) -> String {
+        // Cannot fail: derived `Serialize` over structs, enums, strings and numbers.
         serde_json::to_string(self).expect("updates are plain data")
     }
 

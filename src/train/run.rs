@@ -199,10 +199,12 @@ impl TrainingRun {
 
     /// The model as trained so far (on the autodiff device).
     pub fn model(&self) -> &GoogLeNet {
+        // A step takes the model and puts the stepped one back before it returns.
         self.model.as_ref().expect("the model is only taken inside a step")
     }
 
     pub fn into_model(self) -> GoogLeNet {
+        // A step takes the model and puts the stepped one back before it returns.
         self.model.expect("the model is only taken inside a step")
     }
 
@@ -278,6 +280,8 @@ impl TrainingRun {
         }
         let direction = &batch.values;
         replicas.apply(direction);
+        // Put back below, in this step (the field is an `Option` only to move the model
+        // through the optimiser's step).
         let model = self.model.take().expect("the model is only taken inside a step");
         self.model = Some(self.step.apply(model, direction));
         Ok((batch.loss, batch.correct))
@@ -295,6 +299,8 @@ impl TrainingRun {
             self.step.learning_rate = rate;
             let images = images_to_input(&pixels, self.config.input_size, &self.device);
             let targets = labels_to_tensor(&labels, &self.device);
+            // Put back below, in this step (the field is an `Option` only to move the model
+            // through the optimiser's step).
             let model = self.model.take().expect("the model is only taken inside a step");
             let (model, output) = self.step.step(model, images, targets);
             self.model = Some(model);
@@ -343,6 +349,7 @@ impl TrainingRun {
         let own = slices.remove(0);
         if self.test_pass.is_none() {
             self.test_pass = Some(TestPass {
+                // A step takes the model and puts the stepped one back before it returns.
                 model: self.model.as_ref().expect("the model is only taken inside a step").valid(),
                 next: 0,
                 loss: 0.0,
@@ -380,6 +387,7 @@ impl TrainingRun {
         for (offset, row) in probabilities.chunks_exact(10).enumerate() {
             let index = start + offset;
             let truth = split.labels[index];
+            // `chunks_exact(10)` rows are never empty.
             let (predicted, &confidence) =
                 row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("ten classes");
             pass.loss -= f64::from(row[usize::from(truth)].max(1e-12)).ln();
@@ -393,6 +401,7 @@ impl TrainingRun {
             return Ok(Progress::Testing { epoch: self.epoch + 1, done: end, total: self.test_len });
         }
 
+        // Made at the start of the pass and taken only here, after its last unit.
         let pass = self.test_pass.take().expect("a test pass is running");
         let report = EpochReport {
             epoch: self.epoch + 1,

@@ -75,6 +75,7 @@ impl FromReplica {
 
 fn envelope<T: Serialize>(message: &T) -> Object {
     let envelope = Object::new();
+    // Cannot fail: the protocol's messages derive `Serialize` over structs, strings and numbers.
     let json = serde_json::to_string(message).expect("plain data");
     let _ = Reflect::set(&envelope, &JSON.into(), &json.into());
     envelope

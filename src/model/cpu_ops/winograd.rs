@@ -1,68 +1,214 @@
-//! 3×3 stride-1 'same' convolutions by Winograd's minimal filtering F(2×2, 3×3) (Lavin and
-//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2015): each 2×2 block of outputs
-//! from a 4×4 tile of the input with 16 multiplications where the shifted copies take 36.
+//! 3×3 stride-1 'same' convolutions by Winograd's minimal filtering F(4×4, 3×3) (Lavin and
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2015): each 4×4 block of outputs
+//! from a 6×6 tile of the input with 36 multiplications where the shifted copies take 144.
 //!
 //! The tiles of every channel are transformed (`V = Bᵀ d B`), the kernels too (`U = G g Gᵀ`),
-//! and the 16 elements of a tile are 16 matrix products, `M[ξ] = U[ξ] [out, in] · V[ξ] [in,
-//! tiles]`, whose results are transformed back (`Y = Aᵀ M A`). 2.25 times fewer multiplications
-//! than [the shifted copies](super::conv) for the 3×3 convolutions, which are two thirds of the
-//! network's: used for their outputs, their input gradients (a 3×3 'same' convolution of the
-//! output gradient with the kernels turned 180° and their input and output swapped) and their
-//! weight gradients (16 products of the transformed output gradient and tiles, summed over the
-//! tiles).
+//! and the 36 elements of a tile are 36 matrix products, `M[ξ] = U[ξ] [out, in] · V[ξ] [in,
+//! tiles]`, whose results are transformed back (`Y = Aᵀ M A`). Four times fewer
+//! multiplications than [the shifted copies](super::conv) for the 3×3 convolutions, which are
+//! two thirds of the network's: used for their outputs, their input gradients (a 3×3 'same'
+//! convolution of the output gradient with the kernels turned 180° and their input and output
+//! swapped) and their weight gradients (36 products of the transformed output gradient and
+//! tiles, summed over the tiles).
 //!
-//! Only on planes of [`LEAST_SIDE`] or more (b2's 24×24, b3's 12×12: 63 % of the 3×3
-//! convolutions' multiplications). On b4's 6×6 and b5's 3×3 planes a tile's transforms are a
-//! few values long, and a 3×3 plane takes four tiles of 16 outputs for its 9: there all 3×3
-//! convolutions by Winograd measured no faster (BENCHMARKS.md, 2026-12-06).
+//! Every transform is separable and runs over all of a task's tiles at once: first along each
+//! row of a plane (a tile column's six values from its inputs), then down the columns as
+//! whole slices of the task's tiles, which lie image after image as the products take them.
 //!
-//! Activations are laid out channels first, `[channels, batch, height, width]`, a task of a few
-//! images a thread, as in [`super::conv`].
+//! Only on planes of [`LEAST_SIDE`] or more. Activations are laid out channels first,
+//! `[channels, batch, height, width]`, a task of a few images a thread, as in [`super::conv`].
+
+use std::ops::{Add, Mul, Sub};
 
 use super::{for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
 
 /// The least side of the planes a 3×3 convolution takes by Winograd's algorithm.
 pub(super) const LEAST_SIDE: usize = 12;
 
+/// The side of a tile's block of outputs.
+const M: usize = 4;
+
+/// The side of a tile: its outputs and the kernel's reach, one on each side.
+const N: usize = M + 2;
+
 /// The elements of a transformed tile.
-const TILE: usize = 16;
+const TILE: usize = N * N;
 
-/// How many columns (tiles) a task's products have at least, where the batch allows.
-const PRODUCT_COLUMNS: usize = 512;
+/// `G`, the kernels' transform.
+const G: [[f32; 3]; N] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
 
-/// How many floats one thread's scratch (transformed tiles and products) may take (16 MB).
-const SCRATCH_LIMIT: usize = 4 << 20;
+/// The transpose of a matrix.
+const fn transpose<const R: usize, const C: usize>(matrix: [[f32; C]; R]) -> [[f32; R]; C] {
+    let mut transposed = [[0.0f32; R]; C];
+    let mut row = 0;
+    while row < R {
+        let mut column = 0;
+        while column < C {
+            transposed[column][row] = matrix[row][column];
+            column += 1;
+        }
+        row += 1;
+    }
+    transposed
+}
 
-/// `G g Gᵀ` of each 3×3 kernel `g`, laid out `[16, rows, columns]`: `kernel(row, column)`
+/// `Σ_k row[k] · values[k]`, the zero coefficients left out.
+#[inline(always)]
+fn dot<const K: usize>(row: &[f32; K], values: &[f32; K]) -> f32 {
+    // −0 + x is x for every x, so the sum starts with no addition.
+    let mut sum = -0.0f32;
+    for k in 0..K {
+        if row[k] != 0.0 {
+            sum += row[k] * values[k];
+        }
+    }
+    sum
+}
+
+/// `matrix · values` of a column of `K` values.
+#[inline(always)]
+fn times<const R: usize, const K: usize>(matrix: &[[f32; K]; R], values: &[f32; K]) -> [f32; R] {
+    let mut product = [0.0f32; R];
+    for (into, row) in product.iter_mut().zip(matrix) {
+        *into = dot(row, values);
+    }
+    product
+}
+
+/// What the tiles' transforms add: one value (along a row of a plane) or eight (down the
+/// columns of all a task's tiles at once).
+trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
+
+impl Value for f32 {}
+
+/// Eight values of a slice, added as one (vector operations).
+#[derive(Clone, Copy)]
+struct Eight([f32; 8]);
+
+impl Value for Eight {}
+
+impl Add for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn add(mut self, other: Eight) -> Eight {
+        self.0.iter_mut().zip(other.0).for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
+impl Sub for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn sub(mut self, other: Eight) -> Eight {
+        self.0.iter_mut().zip(other.0).for_each(|(a, b)| *a -= b);
+        self
+    }
+}
+
+impl Mul<f32> for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn mul(mut self, factor: f32) -> Eight {
+        self.0.iter_mut().for_each(|a| *a *= factor);
+        self
+    }
+}
+
+/// `Bᵀ d` of a column `d` of a tile (or `d B` of a row), the products' common terms shared.
+/// Bᵀ = [[4, 0, −5, 0, 1, 0], [0, −4, −4, 1, 1, 0], [0, 4, −4, −1, 1, 0], [0, −2, −1, 2, 1, 0],
+/// [0, 2, −1, −2, 1, 0], [0, 4, 0, −5, 0, 1]] (interpolation points 0, ±1, ±2 and ∞).
+#[inline(always)]
+fn by_bt<T: Value>([d0, d1, d2, d3, d4, d5]: [T; N]) -> [T; N] {
+    let (a, b) = (d4 - d2 * 4.0, d3 - d1 * 4.0);
+    let (c, e) = (d4 - d2, (d3 - d1) * 2.0);
+    [d0 * 4.0 - d2 * 5.0 + d4, a + b, a - b, c + e, c - e, d1 * 4.0 - d3 * 5.0 + d5]
+}
+
+/// `A e` of a column `e` of a block of output gradients (or `e Aᵀ` of a row), with A the
+/// transpose of [`by_at`]'s Aᵀ.
+#[inline(always)]
+fn by_a<T: Value>([e0, e1, e2, e3]: [T; M]) -> [T; N] {
+    let (a, b) = (e0 + e2, e1 + e3);
+    let (c, d) = (e0 + e2 * 4.0, e1 * 2.0 + e3 * 8.0);
+    [e0, a + b, a - b, c + d, c - d, e3]
+}
+
+/// `Aᵀ m` of a column `m` of a tile's products (or `m A` of a row), which takes them back to a
+/// block of outputs. Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1,
+/// −1, 8, −8, 1]].
+#[inline(always)]
+fn by_at<T: Value>([m0, m1, m2, m3, m4, m5]: [T; N]) -> [T; M] {
+    let (a, b) = (m1 + m2, m1 - m2);
+    let (c, d) = (m3 + m4, m3 - m4);
+    [m0 + a + c, b + d * 2.0, a + c * 4.0, b + d * 8.0 + m5]
+}
+
+/// The first `K` of `values`.
+#[inline(always)]
+fn first_of<const K: usize>(values: &[f32]) -> [f32; K] {
+    let mut first = [0.0f32; K];
+    first.copy_from_slice(&values[..K]);
+    first
+}
+
+/// `into[to[i] + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
+/// `0..len`: a transform of a column of `K` slices, each `len` values long (all the task's
+/// tiles at once), eight values at a time.
+#[inline(always)]
+fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], at: [usize; K], into: &mut [f32], to: [usize; R], len: usize) {
+    let whole = len / 8 * 8;
+    for start in (0..whole).step_by(8) {
+        let values = at.map(|at| Eight(first_of(&from[at + start..])));
+        for (Eight(values), &to) in transform(values).iter().zip(&to) {
+            into[to + start..to + start + 8].copy_from_slice(values);
+        }
+    }
+    if whole < len {
+        let rest = len - whole;
+        let values = at.map(|at| {
+            let mut values = [0.0f32; 8];
+            values[..rest].copy_from_slice(&from[at + whole..at + len]);
+            Eight(values)
+        });
+        for (Eight(values), &to) in transform(values).iter().zip(&to) {
+            into[to + whole..to + len].copy_from_slice(&values[..rest]);
+        }
+    }
+}
+
+/// `G g Gᵀ` of each 3×3 kernel `g`, laid out `[36, rows, columns]`: `kernel(row, column)`
 /// gives the kernel at `(row, column)` of the products' left matrix, 9 values in row-major order.
-fn transformed(rows: usize, columns: usize, kernel: impl Fn(usize, usize) -> [f32; 9]) -> Vec<f32> {
-    let mut kernels = vec![0.0f32; TILE * rows * columns];
-    for row in 0..rows {
-        for column in 0..columns {
-            let g = kernel(row, column);
-            // G g: 4×3. G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
-            let mut half = [[0.0f32; 3]; 4];
-            for x in 0..3 {
-                let (a, b, c) = (g[x], g[3 + x], g[6 + x]);
-                half[0][x] = a;
-                half[1][x] = 0.5 * (a + b + c);
-                half[2][x] = 0.5 * (a - b + c);
-                half[3][x] = c;
-            }
-            // (G g) Gᵀ: 4×4.
-            for (y, [a, b, c]) in half.into_iter().enumerate() {
-                let values = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-                for (x, value) in values.into_iter().enumerate() {
-                    kernels[((y * 4 + x) * rows + row) * columns + column] = value;
+/// A share of the rows a thread.
+fn transformed(rows: usize, columns: usize, kernel: impl Fn(usize, usize) -> [f32; 9] + Send + Sync) -> Vec<f32> {
+    let mut kernels = zeros(TILE * rows * columns);
+    for_each_task_runs(&mut kernels, [TILE, rows, columns], rows.div_ceil(threads()), |rows, mut runs| {
+        for (index, row) in rows.enumerate() {
+            for column in 0..columns {
+                let g = kernel(row, column);
+                // G g, a column at a time: N×3.
+                let half: [[f32; N]; 3] = [0, 1, 2].map(|x| times(&G, &[g[x], g[3 + x], g[6 + x]]));
+                // (G g) Gᵀ: N×N.
+                for y in 0..N {
+                    let values = times(&G, &[half[0][y], half[1][y], half[2][y]]);
+                    for (x, value) in values.into_iter().enumerate() {
+                        runs[y * N + x][index * columns + column] = value;
+                    }
                 }
             }
         }
-    }
+    });
     kernels
 }
 
 /// The transformed kernels of a forward pass: `weight` is `[out, in, 3, 3]`; the result
-/// `[16, out, in]`.
+/// `[36, out, in]`.
 pub(super) fn kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
     transformed(outputs, inputs, |out, input| {
         let at = (out * inputs + input) * 9;
@@ -71,7 +217,7 @@ pub(super) fn kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32>
 }
 
 /// The transformed kernels of the input gradient: each kernel of `weight` (`[out, in, 3, 3]`)
-/// turned 180°, with its input and output swapped: `[16, in, out]`.
+/// turned 180°, with its input and output swapped: `[36, in, out]`.
 pub(super) fn gradient_kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
     transformed(inputs, outputs, |input, out| {
         let at = (out * inputs + input) * 9;
@@ -81,11 +227,17 @@ pub(super) fn gradient_kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) ->
     })
 }
 
+/// The tiles of a plane of `height`×`width`: `(tile rows, tile columns)`.
+fn tiles_of(height: usize, width: usize) -> (usize, usize) {
+    (height.div_ceil(M), width.div_ceil(M))
+}
+
 /// The 3×3 'same' convolution of `input` (`[in, batch, height, width]`) with the transformed
-/// `kernels` (`[16, out, in]`), then, given a `bias`, the bias and the ReLU: `[out, batch,
+/// `kernels` (`[36, out, in]`), then, given a `bias`, the bias and the ReLU: `[out, batch,
 /// height, width]`.
 pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    let tiles = height.div_ceil(2) * width.div_ceil(2);
+    let (tile_rows, tile_columns) = tiles_of(height, width);
+    let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
     let mut output = zeros(outputs * batch * height * width);
     for_each_task_runs(&mut output, [outputs, batch, height * width], per_task, |images, runs| {
@@ -108,12 +260,13 @@ pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, w
 /// The weight gradient of a 3×3 'same' convolution of `input` (`[in, batch, height, width]`)
 /// whose output gradient (through the ReLU) is `grad` (`[out, batch·height·width]`):
 /// `[out, in, 3, 3]`. With `Y = Aᵀ (U ⊙ V) A` for each tile, the gradient of `U` is the sum
-/// over tiles of `(A dY Aᵀ) ⊙ V`: for each of the 16 elements a product `Ŷ[ξ] [out, tiles] ·
-/// V[ξ]ᵀ [tiles, in]`, where the shifted copies' product is 2.25 times larger; then the
+/// over tiles of `(A dY Aᵀ) ⊙ V`: for each of the 36 elements a product `Ŷ[ξ] [out, tiles] ·
+/// V[ξ]ᵀ [tiles, in]`, where the shifted copies' product is four times larger; then the
 /// kernels' `Gᵀ dU G`. Each thread sums its share of the tasks in order, and the shares are
 /// added in order: the same sum on every run.
 pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize) -> Vec<f32> {
-    let tiles = height.div_ceil(2) * width.div_ceil(2);
+    let (tile_rows, tile_columns) = tiles_of(height, width);
+    let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
     let tasks = batch.div_ceil(per_task);
     let shares = threads().min(tasks).max(1);
@@ -134,73 +287,59 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         sum
     };
     let sums = sum_of_shares(shares, TILE * outputs * inputs, share);
-    // Gᵀ dU G of each kernel: dU is 4×4 (its elements `outputs·inputs` apart), the result 3×3.
+    // Gᵀ dU G of each kernel: dU is N×N (its elements `outputs·inputs` apart), the result 3×3.
+    let gt = transpose(G);
     let mut gradient = vec![0.0f32; outputs * inputs * 9];
     for (kernel, into) in gradient.chunks_exact_mut(9).enumerate() {
-        let u = |i: usize, j: usize| sums[(i * 4 + j) * outputs * inputs + kernel];
-        // Gᵀ dU (3×4) a column at a time, then (Gᵀ dU) G = (Gᵀ (Gᵀ dU)ᵀ)ᵀ a row at a time.
-        let columns: [[f32; 3]; 4] = std::array::from_fn(|j| by_g_transposed([u(0, j), u(1, j), u(2, j), u(3, j)]));
+        // Gᵀ dU (3×N) a column at a time, then (Gᵀ dU) G = (Gᵀ (Gᵀ dU)ᵀ)ᵀ a row at a time.
+        let columns: [[f32; 3]; N] = std::array::from_fn(|j| times(&gt, &std::array::from_fn(|i| sums[(i * N + j) * outputs * inputs + kernel])));
         for (y, into) in into.chunks_exact_mut(3).enumerate() {
-            into.copy_from_slice(&by_g_transposed(columns.map(|column| column[y])));
+            into.copy_from_slice(&times(&gt, &columns.map(|column| column[y])));
         }
     }
     gradient
 }
 
-/// `Gᵀ x` of a column `x` of four, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
-fn by_g_transposed([a, b, c, d]: [f32; 4]) -> [f32; 3] {
-    [a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d]
-}
-
-/// `A dY Aᵀ` of every 2×2 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
-/// for the `images`, zero past the planes' edges: `[16, out, images·tiles]`, the tiles in the
-/// order [`transform_tiles`] lays them. A = [[1, 0], [1, 1], [1, −1], [0, −1]]. Separably: each
-/// row's `dY Aᵀ` (a tile column's four values from its two), the even and the odd rows apart,
-/// then `A (dY Aᵀ)` of all a plane's tiles as whole slices.
+/// `A dY Aᵀ` of every 4×4 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
+/// for the `images`, zero past the planes' edges: `[36, out, images·tiles]`, the tiles in the
+/// order [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's six
+/// values from its four), then `A (dY Aᵀ)` of all the task's tiles as whole slices.
 fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
-    let (tile_rows, tile_columns) = (height.div_ceil(2), width.div_ceil(2));
+    let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
     let mut transformed = vec![0.0f32; TILE * outputs * columns];
-    // h[j][parity][tile]: row 2·ty + parity of every tile, element j of dY Aᵀ.
-    let mut h = vec![0.0f32; 4 * 2 * tiles];
+    // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
+    let mut h = vec![0.0f32; N * M * columns];
+    let mut row = vec![0.0f32; M * tile_columns];
     for out in 0..outputs {
         let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
-        for (image, plane) in planes.chunks_exact(height * width).enumerate() {
+        if height % M != 0 {
             h.fill(0.0);
-            for (y, row) in plane.chunks_exact(width).enumerate() {
-                let at = (y % 2) * tiles + (y / 2) * tile_columns;
-                let [h0, h1, h2, h3] = [0, 1, 2, 3].map(|j| j * 2 * tiles + at);
-                for tile in 0..tile_columns {
-                    let (p, q) = (row[2 * tile], row.get(2 * tile + 1).copied().unwrap_or(0.0));
-                    h[h0 + tile] = p;
-                    h[h1 + tile] = p + q;
-                    h[h2 + tile] = p - q;
-                    h[h3 + tile] = -q;
+        }
+        for (image, plane) in planes.chunks_exact(height * width).enumerate() {
+            for (y, line) in plane.chunks_exact(width).enumerate() {
+                row[..width].copy_from_slice(line);
+                let first = (y % M) * columns + image * tiles + (y / M) * tile_columns;
+                for (tile, block) in row.chunks_exact(M).enumerate() {
+                    let values = by_a(first_of(block));
+                    for (j, value) in values.into_iter().enumerate() {
+                        h[j * M * columns + first + tile] = value;
+                    }
                 }
             }
-            let first = image * tiles;
-            for j in 0..4 {
-                let (top, bottom) = (&h[j * 2 * tiles..j * 2 * tiles + tiles], &h[(j * 2 + 1) * tiles..(j * 2 + 2) * tiles]);
-                let element = |i: usize| ((i * 4 + j) * outputs + out) * columns + first;
-                fill(&mut transformed[element(0)..][..tiles], |k| top[k]);
-                fill(&mut transformed[element(1)..][..tiles], |k| top[k] + bottom[k]);
-                fill(&mut transformed[element(2)..][..tiles], |k| top[k] - bottom[k]);
-                fill(&mut transformed[element(3)..][..tiles], |k| -bottom[k]);
-            }
+        }
+        for j in 0..N {
+            let at = std::array::from_fn(|r| (j * M + r) * columns);
+            let to = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
+            over_slices(by_a::<Eight>, &h, at, &mut transformed, to, columns);
         }
     }
     transformed
 }
 
-/// `into[k] = value(k)` for every `k`: one element of the transformed tiles, as a whole slice.
-#[inline]
-fn fill(into: &mut [f32], value: impl Fn(usize) -> f32) {
-    into.iter_mut().enumerate().for_each(|(k, into)| *into = value(k));
-}
-
 /// How many images one task takes: enough for [`PRODUCT_COLUMNS`] tiles in its products where
-/// the batch allows, as many tasks for each thread, and its scratch (16 values a tile for each
+/// the batch allows, as many tasks for each thread, and its scratch (36 values a tile for each
 /// of `channels`, inputs and outputs) within [`SCRATCH_LIMIT`].
 fn images_per_task(batch: usize, tiles: usize, channels: usize) -> usize {
     let threads = threads();
@@ -213,28 +352,33 @@ fn images_per_task(batch: usize, tiles: usize, channels: usize) -> usize {
     batch.div_ceil(tasks).max(1)
 }
 
-/// `Bᵀ d B` of every 4×4 tile `d` of the `images` (tiles two apart, starting one before the
-/// input, zero outside it), laid out `[16, in, images·tiles]`.
-/// Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+/// How many columns (tiles) a task's products have at least, where the batch allows.
+const PRODUCT_COLUMNS: usize = 512;
+
+/// How many floats one thread's scratch (transformed tiles and products) may take (16 MB).
+const SCRATCH_LIMIT: usize = 4 << 20;
+
+/// `Bᵀ d B` of every 6×6 tile `d` of the `images` (tiles four apart, starting one before the
+/// input, zero outside it), laid out `[36, in, images·tiles]`.
 ///
-/// Separably, for each plane: `d B` of every input row once (`h`, a tile column's four values
-/// from its four inputs), the even and the odd rows apart; then `Bᵀ (d B)` of all the plane's
-/// tiles at once, as whole slices: the rows `2·ty + y` of every tile row `ty` lie together in
-/// one half of `h`.
+/// Separably, for each channel: `d B` of every input row once (a tile column's six values
+/// from its six inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d
+/// B)` of all the task's tiles at once, as whole slices.
 fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
-    let (tile_rows, tile_columns) = (height.div_ceil(2), width.div_ceil(2));
+    let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
     let mut transformed = vec![0.0f32; TILE * inputs * columns];
-    // An input row with its padding: input columns −1 ..= 2·tile_columns.
-    let mut row = vec![0.0f32; 2 * tile_columns + 2];
-    // h[j][parity][row / 2][tile column]: padded rows 0 ..= 2·tile_rows + 1 (input rows −1 ..).
-    let half = (tile_rows + 1) * tile_columns;
-    let mut h = vec![0.0f32; 4 * 2 * half];
+    // An input row with its padding: input columns −1 ..= M·tile_columns.
+    let mut row = vec![0.0f32; M * tile_columns + N - M];
+    // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
+    let mut h = vec![0.0f32; N * N * columns];
     for channel in 0..inputs {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
         for (image, plane) in channel_planes.chunks_exact(height * width).enumerate() {
-            for padded in 0..2 * (tile_rows + 1) {
+            // Padded row p (input row p − 1) is row p mod M of tile row p / M, and, when
+            // that is less than N − M, row p mod M + M of the tile row above.
+            for padded in 0..M * tile_rows + N - M {
                 match padded.checked_sub(1).filter(|&y| y < height) {
                     Some(y) => {
                         row[1..1 + width].copy_from_slice(&plane[y * width..(y + 1) * width]);
@@ -242,84 +386,64 @@ fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], im
                     }
                     None => row.fill(0.0),
                 }
-                let at = (padded % 2) * half + (padded / 2) * tile_columns;
-                let [h0, h1, h2, h3] = [0, 1, 2, 3].map(|j| j * 2 * half + at);
-                for (tile, d) in row.windows(4).step_by(2).enumerate().take(tile_columns) {
-                    h[h0 + tile] = d[0] - d[2];
-                    h[h1 + tile] = d[1] + d[2];
-                    h[h2 + tile] = d[2] - d[1];
-                    h[h3 + tile] = d[1] - d[3];
+                let (y, tile_row) = (padded % M, padded / M);
+                let below = (tile_row < tile_rows).then(|| y * columns + image * tiles + tile_row * tile_columns);
+                let above = (y + M < N && tile_row > 0).then(|| (y + M) * columns + image * tiles + (tile_row - 1) * tile_columns);
+                for (tile, d) in row.windows(N).step_by(M).enumerate() {
+                    let values = by_bt(first_of(d));
+                    for (j, value) in values.into_iter().enumerate() {
+                        if let Some(at) = below {
+                            h[j * N * columns + at + tile] = value;
+                        }
+                        if let Some(at) = above {
+                            h[j * N * columns + at + tile] = value;
+                        }
+                    }
                 }
             }
-            // Bᵀ (d B): rows 2·ty + y of every tile row, y = 0..4, for each element j of a row.
-            let first = image * tiles;
-            for j in 0..4 {
-                let rows = |y: usize| {
-                    let at = j * 2 * half + (y % 2) * half + (y / 2) * tile_columns;
-                    &h[at..at + tiles]
-                };
-                let (d0, d1, d2, d3) = (rows(0), rows(1), rows(2), rows(3));
-                let element = |i: usize| ((i * 4 + j) * inputs + channel) * columns + first;
-                fill(&mut transformed[element(0)..][..tiles], |k| d0[k] - d2[k]);
-                fill(&mut transformed[element(1)..][..tiles], |k| d1[k] + d2[k]);
-                fill(&mut transformed[element(2)..][..tiles], |k| d2[k] - d1[k]);
-                fill(&mut transformed[element(3)..][..tiles], |k| d1[k] - d3[k]);
-            }
+        }
+        for j in 0..N {
+            let at = std::array::from_fn(|y| (j * N + y) * columns);
+            let to = std::array::from_fn(|i| ((i * N + j) * inputs + channel) * columns);
+            over_slices(by_bt::<Eight>, &h, at, &mut transformed, to, columns);
         }
     }
     transformed
 }
 
-/// `Aᵀ m A` of output channel `out`'s products `m` (16 a tile; `products` is `[16, outputs,
-/// columns]`), each 2×2 block written to its place in `run` (the channel's planes of the task's
-/// images), plus `bias` through the ReLU where given. Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]].
-/// As whole slices of all the task's tiles (`Aᵀ m`, then `(Aᵀ m) A`, into `scratch`), then
-/// each output row's pairs.
+/// `Aᵀ m A` of output channel `out`'s products `m` (36 a tile; `products` is `[36, outputs,
+/// columns]`), each 4×4 block written to its place in `run` (the channel's planes of the task's
+/// images), plus `bias` through the ReLU where given. As whole slices of all the task's tiles
+/// (`Aᵀ m`, then `(Aᵀ m) A`, into `scratch`), then each output row's blocks.
 fn untransform(products: &[f32], [outputs, columns]: [usize; 2], out: usize, run: &mut [f32], [height, width]: [usize; 2], bias: Option<f32>, scratch: &mut Vec<f32>) {
-    let (tile_rows, tile_columns) = (height.div_ceil(2), width.div_ceil(2));
+    let (tile_rows, tile_columns) = tiles_of(height, width);
     let place = |value: f32| match bias {
         Some(bias) => relu(value + bias),
         None => value,
     };
-    scratch.resize(12 * columns, 0.0);
-    let (t, u) = scratch.split_at_mut(8 * columns);
-    let m = |i: usize, j: usize| {
-        let at = ((i * 4 + j) * outputs + out) * columns;
-        &products[at..at + columns]
-    };
+    scratch.resize((M * N + M * M) * columns, 0.0);
+    let (t, u) = scratch.split_at_mut(M * N * columns);
     // t[r][j] = (Aᵀ m)[r][j].
-    for j in 0..4 {
-        let (m0, m1, m2, m3) = (m(0, j), m(1, j), m(2, j), m(3, j));
-        let (top, bottom) = t[2 * j * columns..(2 * j + 2) * columns].split_at_mut(columns);
-        for k in 0..columns {
-            top[k] = m0[k] + m1[k] + m2[k];
-            bottom[k] = m1[k] - m2[k] - m3[k];
-        }
+    for j in 0..N {
+        let at = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
+        let to = std::array::from_fn(|r| (r * N + j) * columns);
+        over_slices(by_at::<Eight>, products, at, t, to, columns);
     }
-    // u[r][c] = (Aᵀ m A)[r][c].
-    for r in 0..2 {
-        let t = |j: usize| &t[(2 * j + r) * columns..(2 * j + r + 1) * columns];
-        let (t0, t1, t2, t3) = (t(0), t(1), t(2), t(3));
-        let (left, right) = u[2 * r * columns..(2 * r + 2) * columns].split_at_mut(columns);
-        for k in 0..columns {
-            left[k] = t0[k] + t1[k] + t2[k];
-            right[k] = t1[k] - t2[k] - t3[k];
-        }
+    // u[r][c] = (Aᵀ m A)[r][c] = Σ_j Aᵀ[c][j] t[r][j].
+    for r in 0..M {
+        let at = std::array::from_fn(|j| (r * N + j) * columns);
+        let to = std::array::from_fn(|c| (r * M + c) * columns);
+        over_slices(by_at::<Eight>, t, at, u, to, columns);
     }
-    // Each output row 2·ty + r: its tiles' pairs (u[r][0], u[r][1]).
+    // Each output row M·ty + r: its tiles' blocks (u[r][0], …, u[r][M − 1]).
     let tiles = tile_rows * tile_columns;
     for (image, plane) in run.chunks_exact_mut(height * width).enumerate() {
         for (y, line) in plane.chunks_exact_mut(width).enumerate() {
-            let (r, first) = (y % 2, image * tiles + (y / 2) * tile_columns);
-            let left = &u[2 * r * columns + first..2 * r * columns + first + tile_columns];
-            let right = &u[(2 * r + 1) * columns + first..(2 * r + 1) * columns + first + tile_columns];
-            let mut pairs = line.chunks_exact_mut(2);
-            for ((pair, &a), &b) in (&mut pairs).zip(left).zip(right) {
-                pair[0] = place(a);
-                pair[1] = place(b);
-            }
-            if let [last] = pairs.into_remainder() {
-                *last = place(left[tile_columns - 1]);
+            let (r, first) = (y % M, image * tiles + (y / M) * tile_columns);
+            for (tile, block) in line.chunks_mut(M).enumerate() {
+                for (c, into) in block.iter_mut().enumerate() {
+                    *into = place(u[(r * M + c) * columns + first + tile]);
+                }
             }
         }
     }

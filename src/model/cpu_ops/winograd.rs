@@ -34,66 +34,101 @@ const N: usize = M + 2;
 /// The elements of a transformed tile.
 const TILE: usize = N * N;
 
-/// `G`, the kernels' transform.
-const G: [[f32; 3]; N] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
-/// The transpose of a matrix.
-const fn transpose<const R: usize, const C: usize>(matrix: [[f32; C]; R]) -> [[f32; R]; C] {
-    let mut transposed = [[0.0f32; R]; C];
-    let mut row = 0;
-    while row < R {
-        let mut column = 0;
-        while column < C {
-            transposed[column][row] = matrix[row][column];
-            column += 1;
-        }
-        row += 1;
-    }
-    transposed
-}
-
-/// `Σ_k row[k] · values[k]`, the zero coefficients left out.
-#[inline(always)]
-fn dot<const K: usize>(row: &[f32; K], values: &[f32; K]) -> f32 {
-    // −0 + x is x for every x, so the sum starts with no addition.
-    let mut sum = -0.0f32;
-    for k in 0..K {
-        if row[k] != 0.0 {
-            sum += row[k] * values[k];
-        }
-    }
-    sum
-}
-
-/// `matrix · values` of a column of `K` values.
-#[inline(always)]
-fn times<const R: usize, const K: usize>(matrix: &[[f32; K]; R], values: &[f32; K]) -> [f32; R] {
-    let mut product = [0.0f32; R];
-    for (into, row) in product.iter_mut().zip(matrix) {
-        *into = dot(row, values);
-    }
-    product
-}
-
 /// What the tiles' transforms add: one value (along a row of a plane) or eight (down the
 /// columns of all a task's tiles at once).
 trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
 
 impl Value for f32 {}
 
-/// Eight values of a slice, added as one (vector operations).
+impl Value for Eight {}
+
+/// Eight values of a slice, added as one: two SIMD128 vectors in the wasm, whose `opt-level =
+/// "z"` neither vectorises nor always inlines the loops of an array.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[derive(Clone, Copy)]
+struct Eight(core::arch::wasm32::v128, core::arch::wasm32::v128);
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Eight {
+    const ZERO: Eight = Eight(core::arch::wasm32::f32x4(0.0, 0.0, 0.0, 0.0), core::arch::wasm32::f32x4(0.0, 0.0, 0.0, 0.0));
+
+    /// The first eight of `from`.
+    #[inline(always)]
+    fn load(from: &[f32]) -> Eight {
+        use core::arch::wasm32::{v128, v128_load};
+        let from = &from[..8];
+        // SAFETY: `from` holds eight values (sliced just above); `v128_load` takes unaligned
+        // addresses.
+        unsafe { Eight(v128_load(from.as_ptr().cast::<v128>()), v128_load(from.as_ptr().add(4).cast::<v128>())) }
+    }
+
+    /// Into the first eight of `into`.
+    #[inline(always)]
+    fn store(self, into: &mut [f32]) {
+        use core::arch::wasm32::{v128, v128_store};
+        let into = &mut into[..8];
+        // SAFETY: `into` holds eight values (sliced just above); `v128_store` takes unaligned
+        // addresses.
+        unsafe {
+            v128_store(into.as_mut_ptr().cast::<v128>(), self.0);
+            v128_store(into.as_mut_ptr().add(4).cast::<v128>(), self.1);
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Add for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn add(self, other: Eight) -> Eight {
+        use core::arch::wasm32::f32x4_add;
+        Eight(f32x4_add(self.0, other.0), f32x4_add(self.1, other.1))
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Sub for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn sub(self, other: Eight) -> Eight {
+        use core::arch::wasm32::f32x4_sub;
+        Eight(f32x4_sub(self.0, other.0), f32x4_sub(self.1, other.1))
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Mul<f32> for Eight {
+    type Output = Eight;
+    #[inline(always)]
+    fn mul(self, factor: f32) -> Eight {
+        use core::arch::wasm32::{f32x4_mul, f32x4_splat};
+        Eight(f32x4_mul(self.0, f32x4_splat(factor)), f32x4_mul(self.1, f32x4_splat(factor)))
+    }
+}
+
+/// Eight values of a slice, added as one: LLVM makes vector operations of these loops.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[derive(Clone, Copy)]
 struct Eight([f32; 8]);
 
-impl Value for Eight {}
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+impl Eight {
+    const ZERO: Eight = Eight([0.0; 8]);
 
+    /// The first eight of `from`.
+    #[inline(always)]
+    fn load(from: &[f32]) -> Eight {
+        Eight(first_of(from))
+    }
+
+    /// Into the first eight of `into`.
+    #[inline(always)]
+    fn store(self, into: &mut [f32]) {
+        into[..8].copy_from_slice(&self.0);
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 impl Add for Eight {
     type Output = Eight;
     #[inline(always)]
@@ -103,6 +138,7 @@ impl Add for Eight {
     }
 }
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 impl Sub for Eight {
     type Output = Eight;
     #[inline(always)]
@@ -112,6 +148,7 @@ impl Sub for Eight {
     }
 }
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 impl Mul<f32> for Eight {
     type Output = Eight;
     #[inline(always)]
@@ -150,6 +187,24 @@ fn by_at<T: Value>([m0, m1, m2, m3, m4, m5]: [T; N]) -> [T; M] {
     [m0 + a + c, b + d * 2.0, a + c * 4.0, b + d * 8.0 + m5]
 }
 
+/// `G g` of a column `g` of a kernel (or `g Gᵀ` of a row), which takes a kernel to a tile.
+/// G = [[¼, 0, 0], [−⅙, −⅙, −⅙], [−⅙, ⅙, −⅙], [1⁄24, 1⁄12, ⅙], [1⁄24, −1⁄12, ⅙], [0, 0, 1]].
+#[inline(always)]
+fn by_g<T: Value>([g0, g1, g2]: [T; 3]) -> [T; N] {
+    let sum = g0 + g2;
+    let (a, b) = (g0 * (1.0 / 24.0) + g2 * (1.0 / 6.0), g1 * (1.0 / 12.0));
+    [g0 * 0.25, (sum + g1) * (-1.0 / 6.0), (sum - g1) * (-1.0 / 6.0), a + b, a - b, g2]
+}
+
+/// `Gᵀ u` of a column `u` of a tile's gradient (or `u G` of a row), which takes it back to a
+/// kernel's.
+#[inline(always)]
+fn by_gt<T: Value>([u0, u1, u2, u3, u4, u5]: [T; N]) -> [T; 3] {
+    let (a, b) = (u1 + u2, u2 - u1);
+    let (c, d) = (u3 + u4, u3 - u4);
+    [u0 * 0.25 - a * (1.0 / 6.0) + c * (1.0 / 24.0), b * (1.0 / 6.0) + d * (1.0 / 12.0), (c - a) * (1.0 / 6.0) + u5]
+}
+
 /// The first `K` of `values`.
 #[inline(always)]
 fn first_of<const K: usize>(values: &[f32]) -> [f32; K] {
@@ -160,71 +215,80 @@ fn first_of<const K: usize>(values: &[f32]) -> [f32; K] {
 
 /// `into[to[i] + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
 /// `0..len`: a transform of a column of `K` slices, each `len` values long (all the task's
-/// tiles at once), eight values at a time.
+/// tiles at once), eight values at a time. Index loops, which the wasm's `opt-level = "z"`
+/// keeps as they are.
 #[inline(always)]
 fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], at: [usize; K], into: &mut [f32], to: [usize; R], len: usize) {
-    let whole = len / 8 * 8;
-    for start in (0..whole).step_by(8) {
-        let values = at.map(|at| Eight(first_of(&from[at + start..])));
-        for (Eight(values), &to) in transform(values).iter().zip(&to) {
-            into[to + start..to + start + 8].copy_from_slice(values);
+    let mut start = 0;
+    while start + 8 <= len {
+        let mut values = [Eight::ZERO; K];
+        for k in 0..K {
+            values[k] = Eight::load(&from[at[k] + start..]);
         }
+        let results = transform(values);
+        for i in 0..R {
+            results[i].store(&mut into[to[i] + start..]);
+        }
+        start += 8;
     }
-    if whole < len {
-        let rest = len - whole;
-        let values = at.map(|at| {
-            let mut values = [0.0f32; 8];
-            values[..rest].copy_from_slice(&from[at + whole..at + len]);
-            Eight(values)
-        });
-        for (Eight(values), &to) in transform(values).iter().zip(&to) {
-            into[to + whole..to + len].copy_from_slice(&values[..rest]);
+    if start < len {
+        let rest = len - start;
+        let mut values = [Eight::ZERO; K];
+        for k in 0..K {
+            let mut padded = [0.0f32; 8];
+            padded[..rest].copy_from_slice(&from[at[k] + start..at[k] + len]);
+            values[k] = Eight::load(&padded);
+        }
+        let results = transform(values);
+        for i in 0..R {
+            let mut padded = [0.0f32; 8];
+            results[i].store(&mut padded);
+            into[to[i] + start..to[i] + len].copy_from_slice(&padded[..rest]);
         }
     }
 }
 
-/// `G g Gᵀ` of each 3×3 kernel `g`, laid out `[36, rows, columns]`: `kernel(row, column)`
-/// gives the kernel at `(row, column)` of the products' left matrix, 9 values in row-major order.
-/// A share of the rows a thread.
-fn transformed(rows: usize, columns: usize, kernel: impl Fn(usize, usize) -> [f32; 9] + Send + Sync) -> Vec<f32> {
-    let mut kernels = zeros(TILE * rows * columns);
-    for_each_task_runs(&mut kernels, [TILE, rows, columns], rows.div_ceil(threads()), |rows, mut runs| {
-        for (index, row) in rows.enumerate() {
-            for column in 0..columns {
-                let g = kernel(row, column);
-                // G g, a column at a time: N×3.
-                let half: [[f32; N]; 3] = [0, 1, 2].map(|x| times(&G, &[g[x], g[3 + x], g[6 + x]]));
-                // (G g) Gᵀ: N×N.
-                for y in 0..N {
-                    let values = times(&G, &[half[0][y], half[1][y], half[2][y]]);
-                    for (x, value) in values.into_iter().enumerate() {
-                        runs[y * N + x][index * columns + column] = value;
-                    }
-                }
-            }
-        }
-    });
-    kernels
+/// `G g Gᵀ` of `count` 3×3 kernels `g` laid out `[9, count]` (each of a kernel's nine values
+/// for all the kernels): `[36, count]`. Separably (`G g` a column at a time, then `(G g) Gᵀ` a
+/// row at a time), as whole slices of all the kernels.
+fn transform_kernels(kernels: &[f32], count: usize) -> Vec<f32> {
+    // half[y][x] = (G g)[y][x].
+    let mut half = vec![0.0f32; N * 3 * count];
+    for x in 0..3 {
+        over_slices(by_g::<Eight>, kernels, [x, 3 + x, 6 + x].map(|k| k * count), &mut half, std::array::from_fn(|y| (y * 3 + x) * count), count);
+    }
+    let mut transformed = vec![0.0f32; TILE * count];
+    for y in 0..N {
+        over_slices(by_g::<Eight>, &half, [0, 1, 2].map(|x| (y * 3 + x) * count), &mut transformed, std::array::from_fn(|x| (y * N + x) * count), count);
+    }
+    transformed
 }
 
 /// The transformed kernels of a forward pass: `weight` is `[out, in, 3, 3]`; the result
 /// `[36, out, in]`.
 pub(super) fn kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
-    transformed(outputs, inputs, |out, input| {
-        let at = (out * inputs + input) * 9;
-        std::array::from_fn(|k| weight[at + k])
-    })
+    let count = outputs * inputs;
+    let mut planes = vec![0.0f32; 9 * count];
+    for (kernel, values) in weight.chunks_exact(9).enumerate() {
+        for (k, &value) in values.iter().enumerate() {
+            planes[k * count + kernel] = value;
+        }
+    }
+    transform_kernels(&planes, count)
 }
 
 /// The transformed kernels of the input gradient: each kernel of `weight` (`[out, in, 3, 3]`)
 /// turned 180°, with its input and output swapped: `[36, in, out]`.
 pub(super) fn gradient_kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
-    transformed(inputs, outputs, |input, out| {
-        let at = (out * inputs + input) * 9;
-        let mut turned = [0.0f32; 9];
-        turned.iter_mut().zip(weight[at..at + 9].iter().rev()).for_each(|(into, &value)| *into = value);
-        turned
-    })
+    let count = outputs * inputs;
+    let mut planes = vec![0.0f32; 9 * count];
+    for (kernel, values) in weight.chunks_exact(9).enumerate() {
+        let (out, input) = (kernel / inputs, kernel % inputs);
+        for (k, &value) in values.iter().rev().enumerate() {
+            planes[k * count + input * outputs + out] = value;
+        }
+    }
+    transform_kernels(&planes, count)
 }
 
 /// The tiles of a plane of `height`×`width`: `(tile rows, tile columns)`.
@@ -287,14 +351,22 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         sum
     };
     let sums = sum_of_shares(shares, TILE * outputs * inputs, share);
-    // Gᵀ dU G of each kernel: dU is N×N (its elements `outputs·inputs` apart), the result 3×3.
-    let gt = transpose(G);
-    let mut gradient = vec![0.0f32; outputs * inputs * 9];
+    // Gᵀ dU G of each kernel, separably as whole slices of all the kernels: dU is N×N, its
+    // elements `count` apart; half[y][j] = (Gᵀ dU)[y][j], then planes[y][x] the result's.
+    let count = outputs * inputs;
+    let mut half = vec![0.0f32; 3 * N * count];
+    for j in 0..N {
+        over_slices(by_gt::<Eight>, &sums, std::array::from_fn(|i| (i * N + j) * count), &mut half, [0, 1, 2].map(|y| (y * N + j) * count), count);
+    }
+    let mut planes = vec![0.0f32; 9 * count];
+    for y in 0..3 {
+        over_slices(by_gt::<Eight>, &half, std::array::from_fn(|j| (y * N + j) * count), &mut planes, [0, 1, 2].map(|x| (y * 3 + x) * count), count);
+    }
+    // Back to [out, in, 3, 3].
+    let mut gradient = vec![0.0f32; 9 * count];
     for (kernel, into) in gradient.chunks_exact_mut(9).enumerate() {
-        // Gᵀ dU (3×N) a column at a time, then (Gᵀ dU) G = (Gᵀ (Gᵀ dU)ᵀ)ᵀ a row at a time.
-        let columns: [[f32; 3]; N] = std::array::from_fn(|j| times(&gt, &std::array::from_fn(|i| sums[(i * N + j) * outputs * inputs + kernel])));
-        for (y, into) in into.chunks_exact_mut(3).enumerate() {
-            into.copy_from_slice(&times(&gt, &columns.map(|column| column[y])));
+        for (k, into) in into.iter_mut().enumerate() {
+            *into = planes[k * count + kernel];
         }
     }
     gradient

@@ -352,8 +352,7 @@ unsafe fn best_of_avx<const N: usize>(best: &mut [f32], at: &mut [i32], values: 
 /// position in `positions`), `step` apart: lines are rows when `step` is 1 (`length` their
 /// width), planes' columns when `step` is a row (`length` the height). Each window is the
 /// line's values before, at and after a value, clipped to the line. As whole slices shifted by
-/// `step`: each value's best with the next one (`pairs`), then with the one before; a line's
-/// two ends are pairs.
+/// `step`, the best of the three in one pass; a line's two ends are pairs.
 fn line_maxima(values: &[f32], positions: &[i32], step: usize, length: usize, best: &mut [f32], at: &mut [i32]) {
     let size = values.len();
     if length == 1 {
@@ -361,24 +360,28 @@ fn line_maxima(values: &[f32], positions: &[i32], step: usize, length: usize, be
         at.copy_from_slice(positions);
         return;
     }
-    // pairs[i]: the best of i and i + step.
-    let (mut pairs, mut pairs_at) = (vec![0.0f32; size - step], vec![0i32; size - step]);
-    best_of::<2>(&mut pairs, &mut pairs_at, [&values[..size - step], &values[step..]], [&positions[..size - step], &positions[step..]]);
-    // Inside a line: the best of the pair before it (i − step, i) and i + step.
+    // Inside a line: the best of i − step, i and i + step, in that order.
     let here = step..size - step;
-    best_of::<2>(
+    best_of::<3>(
         &mut best[here.clone()],
-        &mut at[here],
-        [&pairs[..size - 2 * step], &values[2 * step..]],
-        [&pairs_at[..size - 2 * step], &positions[2 * step..]],
+        &mut at[here.clone()],
+        [&values[..size - 2 * step], &values[here.clone()], &values[2 * step..]],
+        [&positions[..size - 2 * step], &positions[here], &positions[2 * step..]],
     );
     // A line's ends: the pairs (0, 1) and (length − 2, length − 1).
+    let pair = |first: usize| {
+        let (a, b) = (values[first], values[first + step]);
+        match b > a || b.is_nan() {
+            true => (b, positions[first + step]),
+            false => (a, positions[first]),
+        }
+    };
     let line = step * length;
     for start in (0..size).step_by(line) {
         for offset in start..start + step {
             let last = offset + (length - 1) * step;
-            (best[offset], at[offset]) = (pairs[offset], pairs_at[offset]);
-            (best[last], at[last]) = (pairs[last - step], pairs_at[last - step]);
+            (best[offset], at[offset]) = pair(offset);
+            (best[last], at[last]) = pair(last - step);
         }
     }
 }

@@ -51,7 +51,7 @@ const N: usize = M + 2;
 const TILE: usize = N * N;
 
 /// What the tiles' transforms add: one value (along a row of a plane) or eight (down the
-/// columns of all a task's tiles at once).
+/// columns of all a task's tiles at once, or eight images' values on small planes).
 trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
 
 impl Value for f32 {}
@@ -328,7 +328,7 @@ pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, w
     for_each_task_runs(&mut output, [outputs, batch, height * width], per_task, |images, runs| {
         let columns = images.len() * tiles;
         let mut transformed = vec![0.0f32; TILE * inputs * columns];
-        transform_tiles(input, [inputs, batch, height, width], images, 0..inputs, &mut elements(&mut transformed));
+        transform_tiles(input, [inputs, batch, height, width], images, &mut elements(&mut transformed));
         let mut products = vec![0.0f32; TILE * outputs * columns];
         for (element, products) in products.chunks_exact_mut(outputs * columns).enumerate() {
             let kernels = Operand::Plain(&kernels[element * outputs * inputs..], inputs);
@@ -365,9 +365,9 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
             let images = task * per_task..((task + 1) * per_task).min(batch);
             let columns = images.len() * tiles;
             let mut transformed = vec![0.0f32; TILE * inputs * columns];
-            transform_tiles(input, [inputs, batch, height, width], images.clone(), 0..inputs, &mut elements(&mut transformed));
+            transform_tiles(input, [inputs, batch, height, width], images.clone(), &mut elements(&mut transformed));
             let mut gradients = vec![0.0f32; TILE * outputs * columns];
-            transform_gradient(grad, [outputs, batch, height, width], images, 0..outputs, &mut elements(&mut gradients));
+            transform_gradient(grad, [outputs, batch, height, width], images, &mut elements(&mut gradients));
             let accumulate = task > share * tasks / shares;
             for (element, sum) in sum.chunks_exact_mut(outputs * inputs).enumerate() {
                 let gradients = Operand::Plain(&gradients[element * outputs * columns..], columns);
@@ -508,10 +508,9 @@ fn untransform_small(products: &[f32], [outputs, columns]: [usize; 2], out: usiz
     }
 }
 
-/// [`convolve`] of a whole batch of small planes at once: its tiles transformed eight images
-/// at a time, a share of the channels a thread; then a share of the output channels a thread
-/// (their products over all the tiles, and their outputs).
-fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
+/// The tiles of a whole batch of small planes transformed ([`transform_small_tiles`]), a share
+/// of the channels a thread: `[36, in, columns]`, and how many columns.
+fn transform_batch(input: &[f32], shape: [usize; 4]) -> (Vec<f32>, usize) {
     let [inputs, batch, height, width] = shape;
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let columns = tile_rows * tile_columns * groups_of(batch) * 8;
@@ -519,6 +518,15 @@ fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: us
     for_each_task_runs(&mut transformed, [TILE, inputs, columns], inputs.div_ceil(threads()), |channels, mut runs| {
         transform_small_tiles(input, shape, channels, &mut runs);
     });
+    (transformed, columns)
+}
+
+/// [`convolve`] of a whole batch of small planes at once: its tiles transformed eight images
+/// at a time, a share of the channels a thread; then a share of the output channels a thread
+/// (their products over all the tiles, and their outputs).
+fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let [inputs, batch, height, width] = shape;
+    let (transformed, columns) = transform_batch(input, shape);
     let planes = batch * height * width;
     let per_task = outputs.div_ceil(threads());
     let mut output = zeros(outputs * planes);
@@ -542,12 +550,7 @@ fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: us
 /// thread (their gradients' transforms and products over all the tiles).
 fn weight_gradient_batch(input: &[f32], grad: &[f32], shape: [usize; 4], outputs: usize) -> Vec<f32> {
     let [inputs, batch, height, width] = shape;
-    let (tile_rows, tile_columns) = tiles_of(height, width);
-    let columns = tile_rows * tile_columns * groups_of(batch) * 8;
-    let mut transformed = zeros(TILE * inputs * columns);
-    for_each_task_runs(&mut transformed, [TILE, inputs, columns], inputs.div_ceil(threads()), |channels, mut runs| {
-        transform_small_tiles(input, shape, channels, &mut runs);
-    });
+    let (transformed, columns) = transform_batch(input, shape);
     let mut sums = zeros(TILE * outputs * inputs);
     for_each_task_runs(&mut sums, [TILE, outputs, inputs], outputs.div_ceil(threads()), |outs, sums| {
         let count = outs.len();
@@ -586,18 +589,18 @@ fn kernel_gradient(sums: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
 }
 
 /// `A dY Aᵀ` of every 4×4 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
-/// of the channels `outs` for the `images`, zero past the planes' edges: into the 36 slices of
-/// `into` (each `[outs, images·tiles]`), the tiles in the order [`transform_tiles`] lays them.
+/// for the `images`, zero past the planes' edges: into the 36 slices of `into` (each `[out,
+/// images·tiles]`), the tiles in the order [`transform_tiles`] lays them.
 /// Separably: each row's `dY Aᵀ` (a tile column's six values from its four), then `A (dY Aᵀ)`
 /// of all the tiles as whole slices.
-fn transform_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, outs: Range<usize>, into: &mut [&mut [f32]]) {
+fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
     // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
     let mut h = vec![0.0f32; N * M * columns];
     let mut row = vec![0.0f32; M * tile_columns];
-    for (index, out) in outs.enumerate() {
+    for out in 0..outputs {
         let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
         if height % M != 0 {
             h.fill(0.0);
@@ -616,7 +619,7 @@ fn transform_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4], image
         }
         for j in 0..N {
             let at = std::array::from_fn(|r| (j * M + r) * columns);
-            let to = std::array::from_fn(|i| (i * N + j, index * columns));
+            let to = std::array::from_fn(|i| (i * N + j, out * columns));
             over_slices(by_a::<Eight>, &h, at, into, to, columns);
         }
     }
@@ -648,14 +651,13 @@ const PRODUCT_COLUMNS: usize = 512;
 /// How many floats one thread's scratch (transformed tiles and products) may take (16 MB).
 const SCRATCH_LIMIT: usize = 4 << 20;
 
-/// `Bᵀ d B` of every 6×6 tile `d` of the `channels` of the `images` (tiles four apart, starting
-/// one before the input, zero outside it): into the 36 slices of `into`, each `[channels,
-/// images·tiles]`.
+/// `Bᵀ d B` of every 6×6 tile `d` of the `images` (tiles four apart, starting one before the
+/// input, zero outside it): into the 36 slices of `into`, each `[in, images·tiles]`.
 ///
 /// Separably, for each channel: `d B` of every input row once (a tile column's six values
 /// from its six inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d
 /// B)` of all the task's tiles at once, as whole slices.
-fn transform_tiles(input: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, channels: Range<usize>, into: &mut [&mut [f32]]) {
+fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], images: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
@@ -663,7 +665,7 @@ fn transform_tiles(input: &[f32], [_, batch, height, width]: [usize; 4], images:
     let mut row = vec![0.0f32; M * tile_columns + N - M];
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
     let mut h = vec![0.0f32; N * N * columns];
-    for (index, channel) in channels.enumerate() {
+    for channel in 0..inputs {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
         for (image, plane) in channel_planes.chunks_exact(height * width).enumerate() {
             // Padded row p (input row p − 1) is row p mod M of tile row p / M, and, when
@@ -694,7 +696,7 @@ fn transform_tiles(input: &[f32], [_, batch, height, width]: [usize; 4], images:
         }
         for j in 0..N {
             let at = std::array::from_fn(|y| (j * N + y) * columns);
-            let to = std::array::from_fn(|i| (i * N + j, index * columns));
+            let to = std::array::from_fn(|i| (i * N + j, channel * columns));
             over_slices(by_bt::<Eight>, &h, at, into, to, columns);
         }
     }

@@ -398,69 +398,37 @@ fn groups_of(batch: usize) -> usize {
     batch.div_ceil(8)
 }
 
-/// `Bᵀ d B` of every tile `d` of the `channels` of a whole batch of small planes, eight images
-/// at a time: into the 36 slices of `into`, each `[channels, tiles·groups·8]` (the columns
-/// tile after tile, each a run of the images, in groups of eight).
-fn transform_small_tiles(input: &[f32], [_, batch, height, width]: [usize; 4], channels: Range<usize>, into: &mut [&mut [f32]]) {
+/// A separable transform `T x Tᵀ` of every `K`×`K` block `x` of the `channels` of a whole
+/// batch of small planes (`values`, `[channels, batch, height, width]`; blocks `M` apart,
+/// starting `before` before the planes, zero outside them), eight images at a time: into the
+/// 36 slices of `into`, each `[channels, tiles·groups·8]` (the columns tile after tile, each a
+/// run of the batch's images in groups of eight). `by_t` is `T ·` of a column of `K`: `Bᵀ` of
+/// the input's 6×6 tiles (`before` 1), `A` of the output gradient's 4×4 blocks (`before` 0).
+fn transform_small<const K: usize>(values: &[f32], [_, batch, height, width]: [usize; 4], channels: Range<usize>, before: usize, by_t: impl Fn([Eight; K]) -> [Eight; N], into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let groups = groups_of(batch);
     let columns = tile_rows * tile_columns * groups * 8;
-    let (mut d, mut rows) = ([Eight::ZERO; N], [[Eight::ZERO; N]; N]);
+    let (mut block_row, mut column, mut rows) = ([Eight::ZERO; K], [Eight::ZERO; K], [[Eight::ZERO; N]; K]);
     for (index, channel) in channels.enumerate() {
-        let planes = &input[channel * batch * height * width..(channel + 1) * batch * height * width];
+        let planes = &values[channel * batch * height * width..(channel + 1) * batch * height * width];
         for tile in 0..tile_rows * tile_columns {
-            // The tile's first row and column, one before the input: wrapping, past any plane.
-            let (top, left) = ((tile / tile_columns * M).wrapping_sub(1), (tile % tile_columns * M).wrapping_sub(1));
+            // The block's first row and column: before the planes, they wrap past any plane.
+            let (top, left) = ((tile / tile_columns * M).wrapping_sub(before), (tile % tile_columns * M).wrapping_sub(before));
             for group in 0..groups {
                 let images = group * 8..(group * 8 + 8).min(batch);
-                // rows[y] = (d B)[y], then each column of Bᵀ (d B).
+                // rows[y] = (x Tᵀ)[y], then each column of T (x Tᵀ).
                 for (y, row) in rows.iter_mut().enumerate() {
-                    for (x, value) in d.iter_mut().enumerate() {
+                    for (x, value) in block_row.iter_mut().enumerate() {
                         *value = gather(planes, [height, width], images.clone(), [top.wrapping_add(y), left.wrapping_add(x)]);
                     }
-                    *row = by_bt(d);
+                    *row = by_t(block_row);
                 }
                 let at = index * columns + (tile * groups + group) * 8;
                 for j in 0..N {
-                    for (value, row) in d.iter_mut().zip(&rows) {
+                    for (value, row) in column.iter_mut().zip(&rows) {
                         *value = row[j];
                     }
-                    for (i, value) in by_bt(d).into_iter().enumerate() {
-                        value.store(&mut into[i * N + j][at..]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `A dY Aᵀ` of every 4×4 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
-/// of the channels `outs` of a whole batch of small planes, eight images at a time: into the
-/// 36 slices of `into`, each `[outs, tiles·groups·8]`, as [`transform_small_tiles`] lays them.
-fn transform_small_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4], outs: Range<usize>, into: &mut [&mut [f32]]) {
-    let (tile_rows, tile_columns) = tiles_of(height, width);
-    let groups = groups_of(batch);
-    let columns = tile_rows * tile_columns * groups * 8;
-    let (mut e, mut d, mut rows) = ([Eight::ZERO; M], [Eight::ZERO; M], [[Eight::ZERO; N]; M]);
-    for (index, out) in outs.enumerate() {
-        let planes = &grad[out * batch * height * width..(out + 1) * batch * height * width];
-        for tile in 0..tile_rows * tile_columns {
-            let (top, left) = (tile / tile_columns * M, tile % tile_columns * M);
-            for group in 0..groups {
-                let images = group * 8..(group * 8 + 8).min(batch);
-                // rows[r] = (dY Aᵀ)[r], then each column of A (dY Aᵀ).
-                for (r, row) in rows.iter_mut().enumerate() {
-                    for (c, value) in e.iter_mut().enumerate() {
-                        *value = gather(planes, [height, width], images.clone(), [top + r, left + c]);
-                    }
-                    *row = by_a(e);
-                }
-                let at = index * columns + (tile * groups + group) * 8;
-                for j in 0..N {
-                    for (value, row) in d.iter_mut().zip(&rows) {
-                        *value = row[j];
-                    }
-                    for (i, value) in by_a(d).into_iter().enumerate() {
+                    for (i, value) in by_t(column).into_iter().enumerate() {
                         value.store(&mut into[i * N + j][at..]);
                     }
                 }
@@ -470,7 +438,7 @@ fn transform_small_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4],
 }
 
 /// `Aᵀ m A` of output channel `out`'s products `m` (`products` is `[36, outputs, columns]`,
-/// laid out as [`transform_small_tiles`] lays the tiles), each 4×4 block of eight images written
+/// laid out as [`transform_small`] lays the tiles), each 4×4 block of eight images written
 /// to its place in `run` (the channel's planes of the batch), plus `bias` through the ReLU
 /// where given.
 fn untransform_small(products: &[f32], [outputs, columns]: [usize; 2], out: usize, run: &mut [f32], [batch, height, width]: [usize; 3], bias: Option<f32>) {
@@ -508,7 +476,7 @@ fn untransform_small(products: &[f32], [outputs, columns]: [usize; 2], out: usiz
     }
 }
 
-/// The tiles of a whole batch of small planes transformed ([`transform_small_tiles`]), a share
+/// The tiles of a whole batch of small planes transformed ([`transform_small`]), a share
 /// of the channels a thread: `[36, in, columns]`, and how many columns.
 fn transform_batch(input: &[f32], shape: [usize; 4]) -> (Vec<f32>, usize) {
     let [inputs, batch, height, width] = shape;
@@ -516,7 +484,7 @@ fn transform_batch(input: &[f32], shape: [usize; 4]) -> (Vec<f32>, usize) {
     let columns = tile_rows * tile_columns * groups_of(batch) * 8;
     let mut transformed = zeros(TILE * inputs * columns);
     for_each_task_runs(&mut transformed, [TILE, inputs, columns], inputs.div_ceil(threads()), |channels, mut runs| {
-        transform_small_tiles(input, shape, channels, &mut runs);
+        transform_small(input, shape, channels, 1, by_bt::<Eight>, &mut runs);
     });
     (transformed, columns)
 }
@@ -555,7 +523,7 @@ fn weight_gradient_batch(input: &[f32], grad: &[f32], shape: [usize; 4], outputs
     for_each_task_runs(&mut sums, [TILE, outputs, inputs], outputs.div_ceil(threads()), |outs, sums| {
         let count = outs.len();
         let mut gradients = vec![0.0f32; TILE * count * columns];
-        transform_small_gradient(grad, [outputs, batch, height, width], outs, &mut elements(&mut gradients));
+        transform_small(grad, [outputs, batch, height, width], outs, 0, by_a::<Eight>, &mut elements(&mut gradients));
         for (element, sum) in sums.into_iter().enumerate() {
             let gradients = Operand::Plain(&gradients[element * count * columns..], columns);
             let tiles = Operand::Transposed(&transformed[element * inputs * columns..], columns);

@@ -458,7 +458,7 @@ async fn a_run_on_three_workers_trains_as_one_worker_does_and_survives_a_lost_re
     };
     let (alone_losses, shared_losses) = (unit_losses(&alone), unit_losses(&shared));
     log(&format!("one worker: {alone_losses:?}\nthree workers: {shared_losses:?}"));
-    assert_eq!(alone_losses.len(), 2 * (3 + 1));
+    assert_eq!(alone_losses.len(), 2 * (4 + 1));
     assert!(close(&shared_losses, &alone_losses), "{shared_losses:?} against {alone_losses:?}");
 
     // A replica crashes after the second step: it is replaced, the step done again, and the

@@ -5,41 +5,25 @@
 //! The tiles of every channel are transformed (`V = Bᵀ d B`), the kernels too (`U = G g Gᵀ`),
 //! and the 36 elements of a tile are 36 matrix products, `M[ξ] = U[ξ] [out, in] · V[ξ] [in,
 //! tiles]`, whose results are transformed back (`Y = Aᵀ M A`). Four times fewer
-//! multiplications than [the shifted copies](super::conv) on b2's and b3's planes (24×24,
-//! 12×12), 2.25 times on b4's (6×6, a plane of four tiles whose outputs pass its edge): used
-//! for the 3×3 convolutions' outputs, their input gradients (a 3×3 'same' convolution of the
-//! output gradient with the kernels turned 180° and their input and output swapped) and their
-//! weight gradients (36 products of the transformed output gradient and tiles, summed over the
-//! tiles). b5's 3×3 planes keep the shifted copies ([`takes`]).
+//! multiplications than [the shifted copies](super::conv) for the 3×3 convolutions, which are
+//! two thirds of the network's: used for their outputs, their input gradients (a 3×3 'same'
+//! convolution of the output gradient with the kernels turned 180° and their input and output
+//! swapped) and their weight gradients (36 products of the transformed output gradient and
+//! tiles, summed over the tiles).
 //!
-//! Activations are laid out channels first, `[channels, batch, height, width]`.
-//! - Large planes: a task of a few images a thread, as in [`super::conv`]. Every transform
-//!   is separable: first along each row of a plane (a tile column's six values from its
-//!   inputs), then down the columns as whole slices of the task's tiles, which lie image after
-//!   image as the products take them.
-//! - Small planes: a task of a few images would make products a few dozen tiles wide, so the
-//!   whole batch goes at once, eight images at a time (each of a tile's values a vector of
-//!   eight images), a share of the channels a thread.
+//! Every transform is separable and runs over all of a task's tiles at once: first along each
+//! row of a plane (a tile column's six values from its inputs), then down the columns as
+//! whole slices of the task's tiles, which lie image after image as the products take them.
+//!
+//! Only on planes of [`LEAST_SIDE`] or more. Activations are laid out channels first,
+//! `[channels, batch, height, width]`, a task of a few images a thread, as in [`super::conv`].
 
-use std::ops::{Add, Mul, Range, Sub};
+use std::ops::{Add, Mul, Sub};
 
-use super::{for_each_task, for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
+use super::{for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
 
 /// The least side of the planes a 3×3 convolution takes by Winograd's algorithm.
-const LEAST_SIDE: usize = 6;
-
-/// The least side of the planes whose convolutions take a task of a few images a thread;
-/// smaller ones (b4's 6×6) take the whole batch at once, eight images at a time, their
-/// channels shared between the threads, where a few images would make products only a few
-/// dozen tiles wide.
-const TASK_SIDE: usize = 12;
-
-/// Whether a 3×3 'same' convolution of `batch` planes `side` high goes by Winograd's
-/// algorithm: on large planes, and on small ones for a batch of eight or more (one image, when
-/// classifying, would take the work of eight there).
-pub(super) fn takes([batch, side]: [usize; 2]) -> bool {
-    side >= TASK_SIDE || (side >= LEAST_SIDE && batch >= 8)
-}
+pub(super) const LEAST_SIDE: usize = 12;
 
 /// The side of a tile's block of outputs.
 const M: usize = 4;
@@ -51,7 +35,7 @@ const N: usize = M + 2;
 const TILE: usize = N * N;
 
 /// What the tiles' transforms add: one value (along a row of a plane) or eight (down the
-/// columns of all a task's tiles at once, or eight images' values on small planes).
+/// columns of all a task's tiles at once).
 trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> {}
 
 impl Value for f32 {}
@@ -229,12 +213,12 @@ fn first_of<const K: usize>(values: &[f32]) -> [f32; K] {
     first
 }
 
-/// `into[s][a + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
-/// `0..len`, where `(s, a) = to[i]`: a transform of a column of `K` slices, each `len` values long (all the task's
+/// `into[to[i] + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
+/// `0..len`: a transform of a column of `K` slices, each `len` values long (all the task's
 /// tiles at once), eight values at a time. Index loops, which the wasm's `opt-level = "z"`
 /// keeps as they are.
 #[inline(always)]
-fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], at: [usize; K], into: &mut [&mut [f32]], to: [(usize, usize); R], len: usize) {
+fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], at: [usize; K], into: &mut [f32], to: [usize; R], len: usize) {
     let mut start = 0;
     while start + 8 <= len {
         let mut values = [Eight::ZERO; K];
@@ -243,8 +227,7 @@ fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) ->
         }
         let results = transform(values);
         for i in 0..R {
-            let (slice, at) = to[i];
-            results[i].store(&mut into[slice][at + start..]);
+            results[i].store(&mut into[to[i] + start..]);
         }
         start += 8;
     }
@@ -260,8 +243,7 @@ fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) ->
         for i in 0..R {
             let mut padded = [0.0f32; 8];
             results[i].store(&mut padded);
-            let (slice, at) = to[i];
-            into[slice][at + start..at + len].copy_from_slice(&padded[..rest]);
+            into[to[i] + start..to[i] + len].copy_from_slice(&padded[..rest]);
         }
     }
 }
@@ -273,11 +255,11 @@ fn transform_kernels(kernels: &[f32], count: usize) -> Vec<f32> {
     // half[y][x] = (G g)[y][x].
     let mut half = vec![0.0f32; N * 3 * count];
     for x in 0..3 {
-        over_slices(by_g::<Eight>, kernels, [x, 3 + x, 6 + x].map(|k| k * count), &mut [&mut half], std::array::from_fn(|y| (0, (y * 3 + x) * count)), count);
+        over_slices(by_g::<Eight>, kernels, [x, 3 + x, 6 + x].map(|k| k * count), &mut half, std::array::from_fn(|y| (y * 3 + x) * count), count);
     }
     let mut transformed = vec![0.0f32; TILE * count];
     for y in 0..N {
-        over_slices(by_g::<Eight>, &half, [0, 1, 2].map(|x| (y * 3 + x) * count), &mut [&mut transformed], std::array::from_fn(|x| (0, (y * N + x) * count)), count);
+        over_slices(by_g::<Eight>, &half, [0, 1, 2].map(|x| (y * 3 + x) * count), &mut transformed, std::array::from_fn(|x| (y * N + x) * count), count);
     }
     transformed
 }
@@ -318,17 +300,13 @@ fn tiles_of(height: usize, width: usize) -> (usize, usize) {
 /// `kernels` (`[36, out, in]`), then, given a `bias`, the bias and the ReLU: `[out, batch,
 /// height, width]`.
 pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    if height.min(width) < TASK_SIDE {
-        return convolve_batch(input, kernels, [inputs, batch, height, width], outputs, bias);
-    }
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
     let mut output = zeros(outputs * batch * height * width);
     for_each_task_runs(&mut output, [outputs, batch, height * width], per_task, |images, runs| {
         let columns = images.len() * tiles;
-        let mut transformed = vec![0.0f32; TILE * inputs * columns];
-        transform_tiles(input, [inputs, batch, height, width], images, &mut elements(&mut transformed));
+        let transformed = transform_tiles(input, [inputs, batch, height, width], images);
         let mut products = vec![0.0f32; TILE * outputs * columns];
         for (element, products) in products.chunks_exact_mut(outputs * columns).enumerate() {
             let kernels = Operand::Plain(&kernels[element * outputs * inputs..], inputs);
@@ -351,9 +329,6 @@ pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, w
 /// kernels' `Gᵀ dU G`. Each thread sums its share of the tasks in order, and the shares are
 /// added in order: the same sum on every run.
 pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize) -> Vec<f32> {
-    if height.min(width) < TASK_SIDE {
-        return weight_gradient_batch(input, grad, [inputs, batch, height, width], outputs);
-    }
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
@@ -364,10 +339,8 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         for task in share * tasks / shares..(share + 1) * tasks / shares {
             let images = task * per_task..((task + 1) * per_task).min(batch);
             let columns = images.len() * tiles;
-            let mut transformed = vec![0.0f32; TILE * inputs * columns];
-            transform_tiles(input, [inputs, batch, height, width], images.clone(), &mut elements(&mut transformed));
-            let mut gradients = vec![0.0f32; TILE * outputs * columns];
-            transform_gradient(grad, [outputs, batch, height, width], images, &mut elements(&mut gradients));
+            let transformed = transform_tiles(input, [inputs, batch, height, width], images.clone());
+            let gradients = transform_gradient(grad, [outputs, batch, height, width], images);
             let accumulate = task > share * tasks / shares;
             for (element, sum) in sum.chunks_exact_mut(outputs * inputs).enumerate() {
                 let gradients = Operand::Plain(&gradients[element * outputs * columns..], columns);
@@ -377,174 +350,17 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         }
         sum
     };
-    kernel_gradient(&sum_of_shares(shares, TILE * outputs * inputs, share), [outputs, inputs])
-}
-
-/// Eight images' values at `(y, x)` of their planes (`[batch, height, width]`), zero outside
-/// the planes and past the batch's last image.
-#[inline(always)]
-fn gather(planes: &[f32], [height, width]: [usize; 2], images: Range<usize>, [y, x]: [usize; 2]) -> Eight {
-    let mut values = [0.0f32; 8];
-    if y < height && x < width {
-        for (value, image) in values.iter_mut().zip(images) {
-            *value = planes[(image * height + y) * width + x];
-        }
-    }
-    Eight::load(&values)
-}
-
-/// How many groups of eight images a batch makes.
-fn groups_of(batch: usize) -> usize {
-    batch.div_ceil(8)
-}
-
-/// A separable transform `T x Tᵀ` of every `K`×`K` block `x` of the `channels` of a whole
-/// batch of small planes (`values`, `[channels, batch, height, width]`; blocks `M` apart,
-/// starting `before` before the planes, zero outside them), eight images at a time: into the
-/// 36 slices of `into`, each `[channels, tiles·groups·8]` (the columns tile after tile, each a
-/// run of the batch's images in groups of eight). `by_t` is `T ·` of a column of `K`: `Bᵀ` of
-/// the input's 6×6 tiles (`before` 1), `A` of the output gradient's 4×4 blocks (`before` 0).
-fn transform_small<const K: usize>(values: &[f32], [_, batch, height, width]: [usize; 4], channels: Range<usize>, before: usize, by_t: impl Fn([Eight; K]) -> [Eight; N], into: &mut [&mut [f32]]) {
-    let (tile_rows, tile_columns) = tiles_of(height, width);
-    let groups = groups_of(batch);
-    let columns = tile_rows * tile_columns * groups * 8;
-    let (mut block_row, mut column, mut rows) = ([Eight::ZERO; K], [Eight::ZERO; K], [[Eight::ZERO; N]; K]);
-    for (index, channel) in channels.enumerate() {
-        let planes = &values[channel * batch * height * width..(channel + 1) * batch * height * width];
-        for tile in 0..tile_rows * tile_columns {
-            // The block's first row and column: before the planes, they wrap past any plane.
-            let (top, left) = ((tile / tile_columns * M).wrapping_sub(before), (tile % tile_columns * M).wrapping_sub(before));
-            for group in 0..groups {
-                let images = group * 8..(group * 8 + 8).min(batch);
-                // rows[y] = (x Tᵀ)[y], then each column of T (x Tᵀ).
-                for (y, row) in rows.iter_mut().enumerate() {
-                    for (x, value) in block_row.iter_mut().enumerate() {
-                        *value = gather(planes, [height, width], images.clone(), [top.wrapping_add(y), left.wrapping_add(x)]);
-                    }
-                    *row = by_t(block_row);
-                }
-                let at = index * columns + (tile * groups + group) * 8;
-                for j in 0..N {
-                    for (value, row) in column.iter_mut().zip(&rows) {
-                        *value = row[j];
-                    }
-                    for (i, value) in by_t(column).into_iter().enumerate() {
-                        value.store(&mut into[i * N + j][at..]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `Aᵀ m A` of output channel `out`'s products `m` (`products` is `[36, outputs, columns]`,
-/// laid out as [`transform_small`] lays the tiles), each 4×4 block of eight images written
-/// to its place in `run` (the channel's planes of the batch), plus `bias` through the ReLU
-/// where given.
-fn untransform_small(products: &[f32], [outputs, columns]: [usize; 2], out: usize, run: &mut [f32], [batch, height, width]: [usize; 3], bias: Option<f32>) {
-    let (tile_rows, tile_columns) = tiles_of(height, width);
-    let groups = groups_of(batch);
-    let place = |value: f32| match bias {
-        Some(bias) => relu(value + bias),
-        None => value,
-    };
-    let (mut m, mut t, mut rows) = ([Eight::ZERO; N], [Eight::ZERO; N], [[Eight::ZERO; M]; N]);
-    let mut values = [0.0f32; 8];
-    for tile in 0..tile_rows * tile_columns {
-        let (top, left) = (tile / tile_columns * M, tile % tile_columns * M);
-        for group in 0..groups {
-            let at = (tile * groups + group) * 8;
-            // rows[i] = (m A)[i], then each column of Aᵀ (m A).
-            for (i, row) in rows.iter_mut().enumerate() {
-                for (j, value) in m.iter_mut().enumerate() {
-                    *value = Eight::load(&products[((i * N + j) * outputs + out) * columns + at..]);
-                }
-                *row = by_at(m);
-            }
-            for c in 0..M.min(width - left) {
-                for (value, row) in t.iter_mut().zip(&rows) {
-                    *value = row[c];
-                }
-                for (r, block) in by_at(t).into_iter().enumerate().take(height - top) {
-                    block.store(&mut values);
-                    for (image, &value) in (group * 8..batch).zip(&values) {
-                        run[(image * height + top + r) * width + left + c] = place(value);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The tiles of a whole batch of small planes transformed ([`transform_small`]), a share
-/// of the channels a thread: `[36, in, columns]`, and how many columns.
-fn transform_batch(input: &[f32], shape: [usize; 4]) -> (Vec<f32>, usize) {
-    let [inputs, batch, height, width] = shape;
-    let (tile_rows, tile_columns) = tiles_of(height, width);
-    let columns = tile_rows * tile_columns * groups_of(batch) * 8;
-    let mut transformed = zeros(TILE * inputs * columns);
-    for_each_task_runs(&mut transformed, [TILE, inputs, columns], inputs.div_ceil(threads()), |channels, mut runs| {
-        transform_small(input, shape, channels, 1, by_bt::<Eight>, &mut runs);
-    });
-    (transformed, columns)
-}
-
-/// [`convolve`] of a whole batch of small planes at once: its tiles transformed eight images
-/// at a time, a share of the channels a thread; then a share of the output channels a thread
-/// (their products over all the tiles, and their outputs).
-fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    let [inputs, batch, height, width] = shape;
-    let (transformed, columns) = transform_batch(input, shape);
-    let planes = batch * height * width;
-    let per_task = outputs.div_ceil(threads());
-    let mut output = zeros(outputs * planes);
-    for_each_task(&mut output, per_task * planes, |task, part| {
-        let (first, count) = (task * per_task, part.len() / planes);
-        let mut products = vec![0.0f32; TILE * count * columns];
-        for (element, products) in products.chunks_exact_mut(count * columns).enumerate() {
-            let kernels = Operand::Plain(&kernels[(element * outputs + first) * inputs..], inputs);
-            let tiles = Operand::Plain(&transformed[element * inputs * columns..], columns);
-            product(products, kernels, tiles, [count, inputs, columns], false);
-        }
-        for (out, run) in part.chunks_exact_mut(planes).enumerate() {
-            untransform_small(&products, [count, columns], out, run, [batch, height, width], bias.map(|bias| bias[first + out]));
-        }
-    });
-    output
-}
-
-/// [`weight_gradient`] of a whole batch of small planes at once: its tiles transformed eight
-/// images at a time, a share of the channels a thread; then a share of the output channels a
-/// thread (their gradients' transforms and products over all the tiles).
-fn weight_gradient_batch(input: &[f32], grad: &[f32], shape: [usize; 4], outputs: usize) -> Vec<f32> {
-    let [inputs, batch, height, width] = shape;
-    let (transformed, columns) = transform_batch(input, shape);
-    let mut sums = zeros(TILE * outputs * inputs);
-    for_each_task_runs(&mut sums, [TILE, outputs, inputs], outputs.div_ceil(threads()), |outs, sums| {
-        let count = outs.len();
-        let mut gradients = vec![0.0f32; TILE * count * columns];
-        transform_small(grad, [outputs, batch, height, width], outs, 0, by_a::<Eight>, &mut elements(&mut gradients));
-        for (element, sum) in sums.into_iter().enumerate() {
-            let gradients = Operand::Plain(&gradients[element * count * columns..], columns);
-            let tiles = Operand::Transposed(&transformed[element * inputs * columns..], columns);
-            product(sum, gradients, tiles, [count, columns, inputs], false);
-        }
-    });
-    kernel_gradient(&sums, [outputs, inputs])
-}
-
-/// `Gᵀ dU G` of each kernel's `dU` (`sums`, `[36, out, in]`): the kernels' gradient, `[out, in,
-/// 3, 3]`. Separably, as whole slices of all the kernels: half[y][j] = (Gᵀ dU)[y][j], then
-/// planes[y][x] the result's.
-fn kernel_gradient(sums: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
+    let sums = sum_of_shares(shares, TILE * outputs * inputs, share);
+    // Gᵀ dU G of each kernel, separably as whole slices of all the kernels: dU is N×N, its
+    // elements `count` apart; half[y][j] = (Gᵀ dU)[y][j], then planes[y][x] the result's.
     let count = outputs * inputs;
     let mut half = vec![0.0f32; 3 * N * count];
     for j in 0..N {
-        over_slices(by_gt::<Eight>, sums, std::array::from_fn(|i| (i * N + j) * count), &mut [&mut half], [0, 1, 2].map(|y| (0, (y * N + j) * count)), count);
+        over_slices(by_gt::<Eight>, &sums, std::array::from_fn(|i| (i * N + j) * count), &mut half, [0, 1, 2].map(|y| (y * N + j) * count), count);
     }
     let mut planes = vec![0.0f32; 9 * count];
     for y in 0..3 {
-        over_slices(by_gt::<Eight>, &half, std::array::from_fn(|j| (y * N + j) * count), &mut [&mut planes], [0, 1, 2].map(|x| (0, (y * 3 + x) * count)), count);
+        over_slices(by_gt::<Eight>, &half, std::array::from_fn(|j| (y * N + j) * count), &mut planes, [0, 1, 2].map(|x| (y * 3 + x) * count), count);
     }
     // Back to [out, in, 3, 3].
     let mut gradient = vec![0.0f32; 9 * count];
@@ -557,14 +373,14 @@ fn kernel_gradient(sums: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
 }
 
 /// `A dY Aᵀ` of every 4×4 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
-/// for the `images`, zero past the planes' edges: into the 36 slices of `into` (each `[out,
-/// images·tiles]`), the tiles in the order [`transform_tiles`] lays them.
-/// Separably: each row's `dY Aᵀ` (a tile column's six values from its four), then `A (dY Aᵀ)`
-/// of all the tiles as whole slices.
-fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: Range<usize>, into: &mut [&mut [f32]]) {
+/// for the `images`, zero past the planes' edges: `[36, out, images·tiles]`, the tiles in the
+/// order [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's six
+/// values from its four), then `A (dY Aᵀ)` of all the task's tiles as whole slices.
+fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
+    let mut transformed = vec![0.0f32; TILE * outputs * columns];
     // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
     let mut h = vec![0.0f32; N * M * columns];
     let mut row = vec![0.0f32; M * tile_columns];
@@ -587,16 +403,11 @@ fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4],
         }
         for j in 0..N {
             let at = std::array::from_fn(|r| (j * M + r) * columns);
-            let to = std::array::from_fn(|i| (i * N + j, out * columns));
-            over_slices(by_a::<Eight>, &h, at, into, to, columns);
+            let to = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
+            over_slices(by_a::<Eight>, &h, at, &mut transformed, to, columns);
         }
     }
-}
-
-/// The 36 element slices of a transform laid out `[36, rows, columns]`.
-fn elements(transformed: &mut [f32]) -> Vec<&mut [f32]> {
-    let element = transformed.len() / TILE;
-    transformed.chunks_exact_mut(element.max(1)).collect()
+    transformed
 }
 
 /// How many images one task takes: enough for [`PRODUCT_COLUMNS`] tiles in its products where
@@ -620,15 +431,16 @@ const PRODUCT_COLUMNS: usize = 512;
 const SCRATCH_LIMIT: usize = 4 << 20;
 
 /// `Bᵀ d B` of every 6×6 tile `d` of the `images` (tiles four apart, starting one before the
-/// input, zero outside it): into the 36 slices of `into`, each `[in, images·tiles]`.
+/// input, zero outside it), laid out `[36, in, images·tiles]`.
 ///
 /// Separably, for each channel: `d B` of every input row once (a tile column's six values
 /// from its six inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d
 /// B)` of all the task's tiles at once, as whole slices.
-fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], images: Range<usize>, into: &mut [&mut [f32]]) {
+fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
+    let mut transformed = vec![0.0f32; TILE * inputs * columns];
     // An input row with its padding: input columns −1 ..= M·tile_columns.
     let mut row = vec![0.0f32; M * tile_columns + N - M];
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
@@ -664,10 +476,11 @@ fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], im
         }
         for j in 0..N {
             let at = std::array::from_fn(|y| (j * N + y) * columns);
-            let to = std::array::from_fn(|i| (i * N + j, channel * columns));
-            over_slices(by_bt::<Eight>, &h, at, into, to, columns);
+            let to = std::array::from_fn(|i| ((i * N + j) * inputs + channel) * columns);
+            over_slices(by_bt::<Eight>, &h, at, &mut transformed, to, columns);
         }
     }
+    transformed
 }
 
 /// `Aᵀ m A` of output channel `out`'s products `m` (36 a tile; `products` is `[36, outputs,
@@ -685,14 +498,14 @@ fn untransform(products: &[f32], [outputs, columns]: [usize; 2], out: usize, run
     // t[r][j] = (Aᵀ m)[r][j].
     for j in 0..N {
         let at = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
-        let to = std::array::from_fn(|r| (0, (r * N + j) * columns));
-        over_slices(by_at::<Eight>, products, at, &mut [&mut *t], to, columns);
+        let to = std::array::from_fn(|r| (r * N + j) * columns);
+        over_slices(by_at::<Eight>, products, at, t, to, columns);
     }
     // u[r][c] = (Aᵀ m A)[r][c] = Σ_j Aᵀ[c][j] t[r][j].
     for r in 0..M {
         let at = std::array::from_fn(|j| (r * N + j) * columns);
-        let to = std::array::from_fn(|c| (0, (r * M + c) * columns));
-        over_slices(by_at::<Eight>, t, at, &mut [&mut *u], to, columns);
+        let to = std::array::from_fn(|c| (r * M + c) * columns);
+        over_slices(by_at::<Eight>, t, at, u, to, columns);
     }
     // Each output row M·ty + r: its tiles' blocks (u[r][0], …, u[r][M − 1]).
     let tiles = tile_rows * tile_columns;

@@ -1,7 +1,7 @@
 //! The CPU device's 3×3 and 5×5 convolutions, b1's 7×7 stride-2 one and their ReLU, forward
 //! and backward, as matrix products of the input's shifted copies (im2col). The 3×3 ones on
-//! planes of 12×12 and more compute their outputs and both gradients by Winograd's F(4×4,
-//! 3×3) instead ([`winograd`]).
+//! planes of 6×6 and more compute their outputs and both gradients by Winograd's F(4×4, 3×3)
+//! instead ([`winograd`]).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.

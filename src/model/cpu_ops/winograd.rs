@@ -5,25 +5,38 @@
 //! The tiles of every channel are transformed (`V = Bᵀ d B`), the kernels too (`U = G g Gᵀ`),
 //! and the 36 elements of a tile are 36 matrix products, `M[ξ] = U[ξ] [out, in] · V[ξ] [in,
 //! tiles]`, whose results are transformed back (`Y = Aᵀ M A`). Four times fewer
-//! multiplications than [the shifted copies](super::conv) for the 3×3 convolutions, which are
-//! two thirds of the network's: used for their outputs, their input gradients (a 3×3 'same'
-//! convolution of the output gradient with the kernels turned 180° and their input and output
-//! swapped) and their weight gradients (36 products of the transformed output gradient and
-//! tiles, summed over the tiles).
+//! multiplications than [the shifted copies](super::conv) on b2's and b3's planes (24×24,
+//! 12×12), 2.25 times fewer on b4's (6×6, four tiles whose blocks pass the plane's edge); the
+//! 3×3 convolutions are two thirds of the network's multiplications. Used for their outputs,
+//! their input gradients (a 3×3 'same' convolution of the output gradient with the kernels
+//! turned 180° and their input and output swapped) and their weight gradients (36 products of
+//! the transformed output gradient and tiles, summed over the tiles).
 //!
 //! Every transform is separable and runs over all of a task's tiles at once: first along each
 //! row of a plane (a tile column's six values from its inputs), then down the columns as
 //! whole slices of the task's tiles, which lie image after image as the products take them.
 //!
-//! Only on planes of [`LEAST_SIDE`] or more. Activations are laid out channels first,
-//! `[channels, batch, height, width]`, a task of a few images a thread, as in [`super::conv`].
+//! Only on planes of [`LEAST_SIDE`] or more (b5's 3×3 planes keep the shifted copies).
+//! Activations are laid out channels first, `[channels, batch, height, width]`. On planes of
+//! [`TASK_SIDE`] or more a task is a few images a thread, as in [`super::conv`]; smaller planes
+//! take the whole batch at once. Either way each image's outputs are the same sums whatever
+//! its batch, so the replicas of a data-parallel run, each with its slice of the batch, compute
+//! what one worker does with the whole batch.
 
-use std::ops::{Add, Mul, Sub};
+use std::ops::{Add, Mul, Range, Sub};
 
-use super::{for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
+use super::{for_each_task, for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
 
-/// The least side of the planes a 3×3 convolution takes by Winograd's algorithm.
-pub(super) const LEAST_SIDE: usize = 12;
+/// The least side of the planes a 3×3 convolution takes by Winograd's algorithm. A 6×6 plane
+/// is four tiles whose blocks pass its edge: 144 products for its 36 outputs, where the
+/// shifted copies take 324. b5's 3×3 planes would take 64 for 9 (81).
+pub(super) const LEAST_SIDE: usize = 6;
+
+/// The least side of the planes whose convolutions take a task of a few images a thread.
+/// Smaller ones (b4's 6×6 at 96×96, b2's 8×8 at 32×32) take the whole batch at once, its
+/// channels shared between the threads: a few images of four tiles each would make the
+/// products only a few dozen columns wide.
+const TASK_SIDE: usize = 12;
 
 /// The side of a tile's block of outputs.
 const M: usize = 4;
@@ -213,12 +226,19 @@ fn first_of<const K: usize>(values: &[f32]) -> [f32; K] {
     first
 }
 
-/// `into[to[i] + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
-/// `0..len`: a transform of a column of `K` slices, each `len` values long (all the task's
-/// tiles at once), eight values at a time. Index loops, which the wasm's `opt-level = "z"`
-/// keeps as they are.
+/// `into[s][a + t] = transform(from[at[0] + t], …, from[at[K − 1] + t])[i]` for `t` in
+/// `0..len`, where `(s, a) = to[i]`: a transform of a column of `K` slices, each `len` values
+/// long (all the task's tiles at once), eight values at a time. Index loops, which the wasm's
+/// `opt-level = "z"` keeps as they are.
 #[inline(always)]
-fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], at: [usize; K], into: &mut [f32], to: [usize; R], len: usize) {
+fn over_slices<const K: usize, const R: usize>(
+    transform: impl Fn([Eight; K]) -> [Eight; R],
+    from: &[f32],
+    at: [usize; K],
+    into: &mut [&mut [f32]],
+    to: [(usize, usize); R],
+    len: usize,
+) {
     let mut start = 0;
     while start + 8 <= len {
         let mut values = [Eight::ZERO; K];
@@ -227,7 +247,8 @@ fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) ->
         }
         let results = transform(values);
         for i in 0..R {
-            results[i].store(&mut into[to[i] + start..]);
+            let (slice, at) = to[i];
+            results[i].store(&mut into[slice][at + start..]);
         }
         start += 8;
     }
@@ -243,52 +264,53 @@ fn over_slices<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) ->
         for i in 0..R {
             let mut padded = [0.0f32; 8];
             results[i].store(&mut padded);
-            into[to[i] + start..to[i] + len].copy_from_slice(&padded[..rest]);
+            let (slice, at) = to[i];
+            into[slice][at + start..at + len].copy_from_slice(&padded[..rest]);
         }
     }
 }
 
-/// `G g Gᵀ` of `count` 3×3 kernels `g` laid out `[9, count]` (each of a kernel's nine values
-/// for all the kernels): `[36, count]`. Separably (`G g` a column at a time, then `(G g) Gᵀ` a
-/// row at a time), as whole slices of all the kernels.
-fn transform_kernels(kernels: &[f32], count: usize) -> Vec<f32> {
-    // half[y][x] = (G g)[y][x].
-    let mut half = vec![0.0f32; N * 3 * count];
-    for x in 0..3 {
-        over_slices(by_g::<Eight>, kernels, [x, 3 + x, 6 + x].map(|k| k * count), &mut half, std::array::from_fn(|y| (y * 3 + x) * count), count);
-    }
-    let mut transformed = vec![0.0f32; TILE * count];
-    for y in 0..N {
-        over_slices(by_g::<Eight>, &half, [0, 1, 2].map(|x| (y * 3 + x) * count), &mut transformed, std::array::from_fn(|x| (y * N + x) * count), count);
-    }
+/// `G g Gᵀ` of `count` 3×3 kernels `g`, kernel `k`'s nine values `kernel(k)`: `[36, count]`.
+/// A share of the kernels a thread (b4's are 170,000 kernels a step, three times): gathered
+/// as `[9, kernels]`, then separably (`G g` a column at a time, then `(G g) Gᵀ` a row at a
+/// time) as whole slices of the share.
+fn transform_kernels(count: usize, kernel: impl Fn(usize) -> [f32; 9] + Send + Sync) -> Vec<f32> {
+    let mut transformed = zeros(TILE * count);
+    for_each_task_runs(&mut transformed, [TILE, count, 1], count.div_ceil(threads()), |share, mut runs| {
+        let len = share.len();
+        let mut planes = vec![0.0f32; 9 * len];
+        for (index, k) in share.enumerate() {
+            for (j, value) in kernel(k).into_iter().enumerate() {
+                planes[j * len + index] = value;
+            }
+        }
+        // half[y][x] = (G g)[y][x].
+        let mut half = vec![0.0f32; N * 3 * len];
+        for x in 0..3 {
+            over_slices(by_g::<Eight>, &planes, [x, 3 + x, 6 + x].map(|k| k * len), &mut [&mut half], std::array::from_fn(|y| (0, (y * 3 + x) * len)), len);
+        }
+        for y in 0..N {
+            over_slices(by_g::<Eight>, &half, [0, 1, 2].map(|x| (y * 3 + x) * len), &mut runs, std::array::from_fn(|x| (y * N + x, 0)), len);
+        }
+    });
     transformed
 }
 
 /// The transformed kernels of a forward pass: `weight` is `[out, in, 3, 3]`; the result
 /// `[36, out, in]`.
 pub(super) fn kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
-    let count = outputs * inputs;
-    let mut planes = vec![0.0f32; 9 * count];
-    for (kernel, values) in weight.chunks_exact(9).enumerate() {
-        for (k, &value) in values.iter().enumerate() {
-            planes[k * count + kernel] = value;
-        }
-    }
-    transform_kernels(&planes, count)
+    transform_kernels(outputs * inputs, |kernel| first_of(&weight[kernel * 9..]))
 }
 
 /// The transformed kernels of the input gradient: each kernel of `weight` (`[out, in, 3, 3]`)
 /// turned 180°, with its input and output swapped: `[36, in, out]`.
 pub(super) fn gradient_kernels(weight: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
-    let count = outputs * inputs;
-    let mut planes = vec![0.0f32; 9 * count];
-    for (kernel, values) in weight.chunks_exact(9).enumerate() {
-        let (out, input) = (kernel / inputs, kernel % inputs);
-        for (k, &value) in values.iter().rev().enumerate() {
-            planes[k * count + input * outputs + out] = value;
-        }
-    }
-    transform_kernels(&planes, count)
+    transform_kernels(outputs * inputs, |kernel| {
+        let (input, out) = (kernel / outputs, kernel % outputs);
+        let mut values: [f32; 9] = first_of(&weight[(out * inputs + input) * 9..]);
+        values.reverse();
+        values
+    })
 }
 
 /// The tiles of a plane of `height`×`width`: `(tile rows, tile columns)`.
@@ -300,13 +322,17 @@ fn tiles_of(height: usize, width: usize) -> (usize, usize) {
 /// `kernels` (`[36, out, in]`), then, given a `bias`, the bias and the ReLU: `[out, batch,
 /// height, width]`.
 pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    if height.min(width) < TASK_SIDE {
+        return convolve_batch(input, kernels, [inputs, batch, height, width], outputs, bias);
+    }
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
     let mut output = zeros(outputs * batch * height * width);
     for_each_task_runs(&mut output, [outputs, batch, height * width], per_task, |images, runs| {
         let columns = images.len() * tiles;
-        let transformed = transform_tiles(input, [inputs, batch, height, width], images);
+        let mut transformed = vec![0.0f32; TILE * inputs * columns];
+        transform_tiles(input, [inputs, batch, height, width], images, 0..inputs, &mut elements(&mut transformed));
         let mut products = vec![0.0f32; TILE * outputs * columns];
         for (element, products) in products.chunks_exact_mut(outputs * columns).enumerate() {
             let kernels = Operand::Plain(&kernels[element * outputs * inputs..], inputs);
@@ -329,6 +355,9 @@ pub(super) fn convolve(input: &[f32], kernels: &[f32], [inputs, batch, height, w
 /// kernels' `Gᵀ dU G`. Each thread sums its share of the tasks in order, and the shares are
 /// added in order: the same sum on every run.
 pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, height, width]: [usize; 4], outputs: usize) -> Vec<f32> {
+    if height.min(width) < TASK_SIDE {
+        return weight_gradient_batch(input, grad, [inputs, batch, height, width], outputs);
+    }
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let per_task = images_per_task(batch, tiles, inputs + outputs);
@@ -339,8 +368,10 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         for task in share * tasks / shares..(share + 1) * tasks / shares {
             let images = task * per_task..((task + 1) * per_task).min(batch);
             let columns = images.len() * tiles;
-            let transformed = transform_tiles(input, [inputs, batch, height, width], images.clone());
-            let gradients = transform_gradient(grad, [outputs, batch, height, width], images);
+            let mut transformed = vec![0.0f32; TILE * inputs * columns];
+            transform_tiles(input, [inputs, batch, height, width], images.clone(), 0..inputs, &mut elements(&mut transformed));
+            let mut gradients = vec![0.0f32; TILE * outputs * columns];
+            transform_gradient(grad, [outputs, batch, height, width], images, 0..outputs, &mut elements(&mut gradients));
             let accumulate = task > share * tasks / shares;
             for (element, sum) in sum.chunks_exact_mut(outputs * inputs).enumerate() {
                 let gradients = Operand::Plain(&gradients[element * outputs * columns..], columns);
@@ -350,25 +381,95 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
         }
         sum
     };
-    let sums = sum_of_shares(shares, TILE * outputs * inputs, share);
-    // Gᵀ dU G of each kernel, separably as whole slices of all the kernels: dU is N×N, its
-    // elements `count` apart; half[y][j] = (Gᵀ dU)[y][j], then planes[y][x] the result's.
-    let count = outputs * inputs;
-    let mut half = vec![0.0f32; 3 * N * count];
-    for j in 0..N {
-        over_slices(by_gt::<Eight>, &sums, std::array::from_fn(|i| (i * N + j) * count), &mut half, [0, 1, 2].map(|y| (y * N + j) * count), count);
-    }
-    let mut planes = vec![0.0f32; 9 * count];
-    for y in 0..3 {
-        over_slices(by_gt::<Eight>, &half, std::array::from_fn(|j| (y * N + j) * count), &mut planes, [0, 1, 2].map(|x| (y * 3 + x) * count), count);
-    }
-    // Back to [out, in, 3, 3].
-    let mut gradient = vec![0.0f32; 9 * count];
-    for (kernel, into) in gradient.chunks_exact_mut(9).enumerate() {
-        for (k, into) in into.iter_mut().enumerate() {
-            *into = planes[k * count + kernel];
+    kernel_gradient(&sum_of_shares(shares, TILE * outputs * inputs, share), [outputs, inputs])
+}
+
+/// The tiles of a whole batch of small planes transformed ([`transform_tiles`]), a share of
+/// the channels a thread: `[36, in, batch·tiles]`, the tiles as a task lays them.
+fn transform_batch(input: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let [inputs, batch, height, width] = shape;
+    let (tile_rows, tile_columns) = tiles_of(height, width);
+    let columns = batch * tile_rows * tile_columns;
+    let mut transformed = zeros(TILE * inputs * columns);
+    for_each_task_runs(&mut transformed, [TILE, inputs, columns], inputs.div_ceil(threads()), |channels, mut runs| {
+        transform_tiles(input, shape, 0..batch, channels, &mut runs);
+    });
+    transformed
+}
+
+/// [`convolve`] of a whole batch of small planes at once: its tiles transformed a share of the
+/// input channels a thread, then a share of the output channels a thread (their products over
+/// all the batch's tiles, and their outputs). Each output is the same sum as a task's: the
+/// batch's size changes only how wide the products are.
+fn convolve_batch(input: &[f32], kernels: &[f32], shape: [usize; 4], outputs: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let [inputs, batch, height, width] = shape;
+    let transformed = transform_batch(input, shape);
+    let columns = transformed.len() / (TILE * inputs).max(1);
+    let planes = batch * height * width;
+    let per_task = outputs.div_ceil(threads()).max(1);
+    let mut output = zeros(outputs * planes);
+    for_each_task(&mut output, per_task * planes, |task, part| {
+        let (first, count) = (task * per_task, part.len() / planes.max(1));
+        let mut products = vec![0.0f32; TILE * count * columns];
+        for (element, products) in products.chunks_exact_mut(count * columns).enumerate() {
+            let kernels = Operand::Plain(&kernels[(element * outputs + first) * inputs..], inputs);
+            let tiles = Operand::Plain(&transformed[element * inputs * columns..], columns);
+            product(products, kernels, tiles, [count, inputs, columns], false);
         }
-    }
+        let mut scratch = Vec::new();
+        for (out, run) in part.chunks_exact_mut(planes.max(1)).enumerate() {
+            untransform(&products, [count, columns], out, run, [height, width], bias.map(|bias| bias[first + out]), &mut scratch);
+        }
+    });
+    output
+}
+
+/// [`weight_gradient`] of a whole batch of small planes at once: its tiles transformed a share
+/// of the input channels a thread, then a share of the output channels a thread (their
+/// gradients' transforms, and their products summed over all the batch's tiles).
+fn weight_gradient_batch(input: &[f32], grad: &[f32], shape: [usize; 4], outputs: usize) -> Vec<f32> {
+    let [inputs, batch, height, width] = shape;
+    let transformed = transform_batch(input, shape);
+    let columns = transformed.len() / (TILE * inputs).max(1);
+    let mut sums = zeros(TILE * outputs * inputs);
+    for_each_task_runs(&mut sums, [TILE, outputs, inputs], outputs.div_ceil(threads()), |outs, sums| {
+        let count = outs.len();
+        let mut gradients = vec![0.0f32; TILE * count * columns];
+        transform_gradient(grad, [outputs, batch, height, width], 0..batch, outs, &mut elements(&mut gradients));
+        for (element, sum) in sums.into_iter().enumerate() {
+            let gradients = Operand::Plain(&gradients[element * count * columns..], columns);
+            let tiles = Operand::Transposed(&transformed[element * inputs * columns..], columns);
+            product(sum, gradients, tiles, [count, columns, inputs], false);
+        }
+    });
+    kernel_gradient(&sums, [outputs, inputs])
+}
+
+/// `Gᵀ dU G` of each kernel's `dU` (`sums`, `[36, out, in]`): the kernels' gradient, `[out, in,
+/// 3, 3]`. A share of the kernels a thread, separably as whole slices of the share: dU is
+/// N×N, its elements `count` apart; half[y][j] = (Gᵀ dU)[y][j], then planes[y][x] the result's.
+fn kernel_gradient(sums: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
+    let count = outputs * inputs;
+    let per_task = count.div_ceil(threads()).max(1);
+    let mut gradient = zeros(9 * count);
+    for_each_task(&mut gradient, 9 * per_task, |task, part| {
+        let (first, len) = (task * per_task, part.len() / 9);
+        let mut half = vec![0.0f32; 3 * N * len];
+        for j in 0..N {
+            let at = std::array::from_fn(|i| (i * N + j) * count + first);
+            over_slices(by_gt::<Eight>, sums, at, &mut [&mut half], [0, 1, 2].map(|y| (0, (y * N + j) * len)), len);
+        }
+        let mut planes = vec![0.0f32; 9 * len];
+        for y in 0..3 {
+            over_slices(by_gt::<Eight>, &half, std::array::from_fn(|j| (y * N + j) * len), &mut [&mut planes], [0, 1, 2].map(|x| (0, (y * 3 + x) * len)), len);
+        }
+        // Back to [out, in, 3, 3].
+        for (index, into) in part.chunks_exact_mut(9).enumerate() {
+            for (k, into) in into.iter_mut().enumerate() {
+                *into = planes[k * len + index];
+            }
+        }
+    });
     gradient
 }
 
@@ -376,15 +477,14 @@ pub(super) fn weight_gradient(input: &[f32], grad: &[f32], [inputs, batch, heigh
 /// for the `images`, zero past the planes' edges: `[36, out, images·tiles]`, the tiles in the
 /// order [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's six
 /// values from its four), then `A (dY Aᵀ)` of all the task's tiles as whole slices.
-fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
+fn transform_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, outputs: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
-    let mut transformed = vec![0.0f32; TILE * outputs * columns];
     // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
     let mut h = vec![0.0f32; N * M * columns];
     let mut row = vec![0.0f32; M * tile_columns];
-    for out in 0..outputs {
+    for (index, out) in outputs.enumerate() {
         let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
         if height % M != 0 {
             h.fill(0.0);
@@ -403,11 +503,16 @@ fn transform_gradient(grad: &[f32], [outputs, batch, height, width]: [usize; 4],
         }
         for j in 0..N {
             let at = std::array::from_fn(|r| (j * M + r) * columns);
-            let to = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
-            over_slices(by_a::<Eight>, &h, at, &mut transformed, to, columns);
+            let to = std::array::from_fn(|i| (i * N + j, index * columns));
+            over_slices(by_a::<Eight>, &h, at, into, to, columns);
         }
     }
-    transformed
+}
+
+/// The 36 element slices of a transform laid out `[36, rows, columns]`.
+fn elements(transformed: &mut [f32]) -> Vec<&mut [f32]> {
+    let element = transformed.len() / TILE;
+    transformed.chunks_exact_mut(element.max(1)).collect()
 }
 
 /// How many images one task takes: enough for [`PRODUCT_COLUMNS`] tiles in its products where
@@ -436,16 +541,15 @@ const SCRATCH_LIMIT: usize = 4 << 20;
 /// Separably, for each channel: `d B` of every input row once (a tile column's six values
 /// from its six inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d
 /// B)` of all the task's tiles at once, as whole slices.
-fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], images: std::ops::Range<usize>) -> Vec<f32> {
+fn transform_tiles(input: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, channels: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
-    let mut transformed = vec![0.0f32; TILE * inputs * columns];
     // An input row with its padding: input columns −1 ..= M·tile_columns.
     let mut row = vec![0.0f32; M * tile_columns + N - M];
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
     let mut h = vec![0.0f32; N * N * columns];
-    for channel in 0..inputs {
+    for (index, channel) in channels.enumerate() {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
         for (image, plane) in channel_planes.chunks_exact(height * width).enumerate() {
             // Padded row p (input row p − 1) is row p mod M of tile row p / M, and, when
@@ -476,11 +580,10 @@ fn transform_tiles(input: &[f32], [inputs, batch, height, width]: [usize; 4], im
         }
         for j in 0..N {
             let at = std::array::from_fn(|y| (j * N + y) * columns);
-            let to = std::array::from_fn(|i| ((i * N + j) * inputs + channel) * columns);
-            over_slices(by_bt::<Eight>, &h, at, &mut transformed, to, columns);
+            let to = std::array::from_fn(|i| (i * N + j, index * columns));
+            over_slices(by_bt::<Eight>, &h, at, into, to, columns);
         }
     }
-    transformed
 }
 
 /// `Aᵀ m A` of output channel `out`'s products `m` (36 a tile; `products` is `[36, outputs,
@@ -498,14 +601,14 @@ fn untransform(products: &[f32], [outputs, columns]: [usize; 2], out: usize, run
     // t[r][j] = (Aᵀ m)[r][j].
     for j in 0..N {
         let at = std::array::from_fn(|i| ((i * N + j) * outputs + out) * columns);
-        let to = std::array::from_fn(|r| (r * N + j) * columns);
-        over_slices(by_at::<Eight>, products, at, t, to, columns);
+        let to = std::array::from_fn(|r| (0, (r * N + j) * columns));
+        over_slices(by_at::<Eight>, products, at, &mut [&mut *t], to, columns);
     }
     // u[r][c] = (Aᵀ m A)[r][c] = Σ_j Aᵀ[c][j] t[r][j].
     for r in 0..M {
         let at = std::array::from_fn(|j| (r * N + j) * columns);
-        let to = std::array::from_fn(|c| (r * M + c) * columns);
-        over_slices(by_at::<Eight>, t, at, u, to, columns);
+        let to = std::array::from_fn(|c| (0, (r * M + c) * columns));
+        over_slices(by_at::<Eight>, t, at, &mut [&mut *u], to, columns);
     }
     // Each output row M·ty + r: its tiles' blocks (u[r][0], …, u[r][M − 1]).
     let tiles = tile_rows * tile_columns;

@@ -74,11 +74,13 @@ fn drive(run: &mut TrainingRun, replicas: &mut impl ReplicaPool) -> Vec<(usize, 
     losses
 }
 
-fn assert_losses_close(parallel: &[(usize, f32)], alone: &[(usize, f32)]) {
+/// The losses of two runs of the same SGD agree within `tolerance`: 1e-4 for plain SGD, and
+/// more for the momentum runs (see [`with_momentum`]).
+fn assert_losses_close(parallel: &[(usize, f32)], alone: &[(usize, f32)], tolerance: f32) {
     assert_eq!(parallel.len(), alone.len());
     for ((epoch_a, a), (epoch_b, b)) in parallel.iter().zip(alone) {
         assert_eq!(epoch_a, epoch_b);
-        assert!((a - b).abs() < 1e-4, "data-parallel {parallel:?}\nalone {alone:?}");
+        assert!((a - b).abs() < tolerance, "data-parallel {parallel:?}\nalone {alone:?}");
     }
 }
 
@@ -154,7 +156,7 @@ fn a_run_on_two_replicas_gives_the_one_worker_runs_losses() {
     let mut pool = replicas_of(&run, 1);
     let shared = drive(&mut run, &mut pool);
     assert_eq!(shared.len(), 3 * (2 + 1));
-    assert_losses_close(&shared, &alone);
+    assert_losses_close(&shared, &alone, 1e-4);
     assert!(shared[4].1 < shared[0].1, "it learns: {shared:?}");
 }
 
@@ -176,12 +178,13 @@ fn a_data_parallel_run_resumed_from_its_checkpoint_still_matches() {
     let mut pool = LocalReplicas::from_weights(1, &checkpoint, 0.05, &device).unwrap();
     let rest = drive(&mut resumed, &mut pool);
     let whole: Vec<(usize, f32)> = epoch_one.into_iter().chain(rest).collect();
-    assert_losses_close(&whole, &alone);
+    assert_losses_close(&whole, &alone, 1e-4);
 }
 
 /// `config` run alone, then on `replicas` replicas with replica 0 lost after `lose_after`
-/// steps (`None`: never): both runs' losses must agree. Returns both runs and the pool.
-fn alone_and_shared(config: &TrainConfig, replicas: usize, lose_after: Option<usize>) -> (TrainingRun, TrainingRun, LocalReplicas) {
+/// steps (`None`: never): both runs' losses must agree within `tolerance`. Returns both runs
+/// and the pool.
+fn alone_and_shared(config: &TrainConfig, replicas: usize, lose_after: Option<usize>, tolerance: f32) -> (TrainingRun, TrainingRun, LocalReplicas) {
     let mut alone_run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
     let alone = drive(&mut alone_run, &mut ());
     let mut run = TrainingRun::new(config.clone(), train_split(), test_split(), &Device::flex()).unwrap();
@@ -189,7 +192,7 @@ fn alone_and_shared(config: &TrainConfig, replicas: usize, lose_after: Option<us
     pool.lose_after = lose_after;
     let shared = drive(&mut run, &mut pool);
     assert_eq!(pool.lose_after, None, "the loss happened, if one was asked for");
-    assert_losses_close(&shared, &alone);
+    assert_losses_close(&shared, &alone, tolerance);
     (alone_run, run, pool)
 }
 
@@ -197,14 +200,21 @@ fn alone_and_shared(config: &TrainConfig, replicas: usize, lose_after: Option<us
 fn a_replica_lost_mid_run_is_replaced_and_the_run_goes_on_as_before() {
     let _turn = device_turn();
     // Replica 0 is lost in the third step (epoch 2): a new one gets the coordinator's weights.
-    let (_, run, pool) = alone_and_shared(&few_epochs(), 2, Some(2));
+    let (_, run, pool) = alone_and_shared(&few_epochs(), 2, Some(2), 1e-4);
     let coordinator = weights_of(run.model());
     for replica in &pool.replicas {
         assert!(largest_difference(&coordinator, &weights_of(replica.model())) < 1e-6, "the replacement keeps step with the others");
     }
 }
 
-/// *Quick look*'s optimiser: SGD with momentum, from He-initialised weights.
+/// *Quick look*'s optimiser: SGD with momentum, from He-initialised weights. On these 20
+/// images it climbs (test loss 1.9 → 2.9 over the epochs), and each step carries the last
+/// ones' differences along: two runs whose sums differ only in their order drift apart step
+/// by step, more than plain SGD's do. Most of all since b2's 3×3 convolutions take Winograd's
+/// F(4×4, 3×3) at 32×32 (its rounding is not the shifted copies'): after six steps, 1.6e-4
+/// in the last test loss and 4.3e-5 in the weights, where the shifted copies left 2.4e-7 and
+/// a run without momentum leaves them still (2026-12-06, BENCHMARKS.md). A momentum
+/// bookkeeping fault moves them by 1e-3 or more (the run without momentum below).
 fn with_momentum() -> TrainConfig {
     TrainConfig { momentum: 0.9, init: WeightInit::He, learning_rate: 0.01, ..few_epochs() }
 }
@@ -215,10 +225,10 @@ fn a_momentum_run_on_two_replicas_gives_the_one_worker_runs_losses_and_weights()
     // (`Velocity`) and every replica steps along it with plain SGD.
     let _turn = device_turn();
     // Replica 0 is lost in the fourth step: its replacement needs the weights only.
-    let (alone_run, run, pool) = alone_and_shared(&with_momentum(), 1, Some(3));
+    let (alone_run, run, pool) = alone_and_shared(&with_momentum(), 1, Some(3), 1e-3);
     let weights = weights_of(alone_run.model());
-    assert!(largest_difference(&weights, &weights_of(run.model())) < 1e-5, "the coordinator's weights are the one-worker run's");
-    assert!(largest_difference(&weights, &weights_of(pool.replicas[0].model())) < 1e-5, "so are the replica's");
+    assert!(largest_difference(&weights, &weights_of(run.model())) < 1e-4, "the coordinator's weights are the one-worker run's");
+    assert!(largest_difference(&weights, &weights_of(pool.replicas[0].model())) < 1e-4, "so are the replica's");
 
     // Momentum changes the run: the same steps without it end elsewhere.
     let mut plain = TrainingRun::new(TrainConfig { momentum: 0.0, ..with_momentum() }, train_split(), test_split(), &Device::flex()).unwrap();
@@ -253,7 +263,7 @@ fn a_decaying_learning_rate_gives_the_same_run_on_two_replicas_as_on_one_worker(
     let config = TrainConfig { schedule: Schedule::Linear, ..with_momentum() };
     assert_eq!(config.learning_rate_at(0, 60), 0.01);
     assert!((config.learning_rate_at(45, 60) - 0.0025).abs() < 1e-12);
-    let (alone_run, run, _) = alone_and_shared(&config, 2, None);
+    let (alone_run, run, _) = alone_and_shared(&config, 2, None, 1e-3);
     let weights = weights_of(alone_run.model());
     let gap = largest_difference(&weights, &weights_of(run.model()));
     // Six steps of sums in another order (three slices, a scaled direction): rounding grows

@@ -368,21 +368,30 @@ fn line_maxima(values: &[f32], positions: &[i32], step: usize, length: usize, be
         [&values[..size - 2 * step], &values[here.clone()], &values[2 * step..]],
         [&positions[..size - 2 * step], &positions[here], &positions[2 * step..]],
     );
-    // A line's ends: the pairs (0, 1) and (length − 2, length − 1).
+    // A line's ends: the pairs (0, 1) and (length − 2, length − 1). Down columns (`step` more
+    // than 1) a plane's first and last rows are `step` values side by side: slices again (on
+    // b4's 6×6 planes they are a third of the values).
+    let line = step * length;
+    if step > 1 {
+        for start in (0..size).step_by(line) {
+            let (first, last) = (start..start + step, start + line - step..start + line);
+            let (before_last, second) = (last.start - step..last.start, first.end..first.end + step);
+            best_of::<2>(&mut best[first.clone()], &mut at[first.clone()], [&values[first.clone()], &values[second.clone()]], [&positions[first], &positions[second]]);
+            best_of::<2>(&mut best[last.clone()], &mut at[last.clone()], [&values[before_last.clone()], &values[last.clone()]], [&positions[before_last], &positions[last]]);
+        }
+        return;
+    }
     let pair = |first: usize| {
-        let (a, b) = (values[first], values[first + step]);
+        let (a, b) = (values[first], values[first + 1]);
         match b > a || b.is_nan() {
-            true => (b, positions[first + step]),
+            true => (b, positions[first + 1]),
             false => (a, positions[first]),
         }
     };
-    let line = step * length;
     for start in (0..size).step_by(line) {
-        for offset in start..start + step {
-            let last = offset + (length - 1) * step;
-            (best[offset], at[offset]) = pair(offset);
-            (best[last], at[last]) = pair(last - step);
-        }
+        let last = start + line - 1;
+        (best[start], at[start]) = pair(start);
+        (best[last], at[last]) = pair(last - 1);
     }
 }
 

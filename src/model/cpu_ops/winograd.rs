@@ -474,8 +474,9 @@ fn kernel_gradient(sums: &[f32], [outputs, inputs]: [usize; 2]) -> Vec<f32> {
 }
 
 /// `A dY Aᵀ` of every 4×4 block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
-/// for the `images`, zero past the planes' edges: `[36, out, images·tiles]`, the tiles in the
-/// order [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's six
+/// for the `images` and the output channels `outputs`, zero past the planes' edges: into the
+/// 36 slices of `into`, each `[outputs, images·tiles]`, the tiles in the order
+/// [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's six
 /// values from its four), then `A (dY Aᵀ)` of all the task's tiles as whole slices.
 fn transform_gradient(grad: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, outputs: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of(height, width);
@@ -535,8 +536,9 @@ const PRODUCT_COLUMNS: usize = 512;
 /// How many floats one thread's scratch (transformed tiles and products) may take (16 MB).
 const SCRATCH_LIMIT: usize = 4 << 20;
 
-/// `Bᵀ d B` of every 6×6 tile `d` of the `images` (tiles four apart, starting one before the
-/// input, zero outside it), laid out `[36, in, images·tiles]`.
+/// `Bᵀ d B` of every 6×6 tile `d` of the `images` in the input channels `channels` (tiles four
+/// apart, starting one before the input, zero outside it): into the 36 slices of `into`, each
+/// `[channels, images·tiles]`.
 ///
 /// Separably, for each channel: `d B` of every input row once (a tile column's six values
 /// from its six inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d

@@ -214,7 +214,10 @@ fn inception_block_is_conv2d(shape: [usize; 4]) {
 /// at batch 7, and one image; 5b's 3×3 planes, where the kernel reaches past the plane on
 /// both sides), and so does b1's 7×7 stride-2 convolution, with TensorFlow's
 /// 'same' padding: 2 before and 3 after on even sides (b1's, at batch 9; and 4×4), 3 and 3 on
-/// odd ones (9×9).
+/// odd ones (9×9). The 3×3 ones on planes of 6×6 and more go by Winograd's algorithm: F(6×6,
+/// 3×3) on 24×24 and 17×17 planes (a few images a task, the last tiles past the plane), 6×6
+/// and 10×10 (the whole batch at once); F(4×4, 3×3) on 13×13 (a few images a task) and 8×8
+/// (the whole batch).
 #[test]
 fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward() {
     use burn::module::Param;
@@ -235,6 +238,8 @@ fn a_kxk_convolution_with_its_own_weight_gradient_is_conv2d_forward_and_backward
         ((3, 1), [2, 5, 7, 13]),
         ((3, 1), [9, 16, 24, 6]),
         ((3, 1), [1, 8, 12, 8]),
+        ((3, 1), [3, 7, 9, 10]),
+        ((3, 1), [2, 6, 5, 17]),
         ((7, 2), [9, 1, 64, 96]),
         ((7, 2), [3, 2, 5, 9]),
         ((7, 2), [2, 3, 4, 4]),

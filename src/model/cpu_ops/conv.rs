@@ -1,7 +1,7 @@
 //! The CPU device's 3×3 and 5×5 convolutions, b1's 7×7 stride-2 one and their ReLU, forward
 //! and backward, as matrix products of the input's shifted copies (im2col). The 3×3 ones on
-//! planes of 6×6 and more compute their outputs and both gradients by Winograd's F(4×4, 3×3)
-//! instead ([`winograd`]).
+//! planes of 6×6 and more compute their outputs and both gradients by Winograd's F(6×6, 3×3)
+//! or F(4×4, 3×3) instead ([`winograd`]).
 //!
 //! - Forward: `weight [out, in·k·k] · copies [in·k·k, images·positions]`. burn-flex's
 //!   convolution first reorders the whole input to channels-last on one core.
@@ -82,7 +82,7 @@ impl Window {
 
     /// Whether a `kernel`×`kernel` convolution over this window, of planes `side` high, is a
     /// 3×3 stride-1 'same' one on planes of [`winograd::LEAST_SIDE`] or more, whose output and
-    /// both gradients a batch computes by Winograd's F(4×4, 3×3) ([`winograd`]).
+    /// both gradients a batch computes by Winograd's algorithm ([`winograd`]).
     fn winograd(self, kernel: usize, side: usize) -> bool {
         side >= winograd::LEAST_SIDE && kernel == 3 && self == Window { stride: 1, before: 1, after: 1 }
     }
@@ -197,8 +197,7 @@ impl Backward<Flex, 3> for ConvReluBackward {
 /// - output: `[in, batch, height, width]`
 fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]: [usize; 4], out_channels: usize, kernel: usize, window: Window) -> Vec<f32> {
     if window.winograd(kernel, height) {
-        let kernels = winograd::gradient_kernels(weight, [out_channels, channels]);
-        return winograd::convolve(grad, &kernels, [out_channels, batch, height, width], channels, None);
+        return winograd::input_gradient(grad, weight, [out_channels, batch, height, width], channels);
     }
     let (positions, rows) = sizes([height, width], channels, kernel, window);
     let per_task = images_per_task(batch, positions, rows + out_channels);
@@ -463,7 +462,7 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
     let (x, weight, bias) = (x.to_contiguous(), weight.to_contiguous(), bias.to_contiguous());
     let (input, weight, bias) = (values(&x), values(&weight), values(&bias));
     if window.winograd(kernel, height) {
-        let output = winograd::convolve(input, &winograd::kernels(weight, [out_channels, channels]), [channels, batch, height, width], out_channels, Some(bias));
+        let output = winograd::forward(input, weight, [channels, batch, height, width], out_channels, bias);
         return Flex::float_from_data(TensorData::new(output, [out_channels, batch, out_height, out_width]), &x.device());
     }
     let per_task = images_per_task(batch, positions, rows + out_channels);

@@ -8,7 +8,7 @@
 //! - [`conv`]: the 3×3, 5×5 and 7×7 stride-2 convolutions and their ReLU as shifted copies
 //!   and matrix products, a task of a few images a thread, forward and both gradients.
 //! - `winograd`: the 3×3 ones' outputs and gradients on planes of 6×6 and more, by
-//!   Winograd's F(4×4, 3×3), for [`conv`].
+//!   Winograd's F(6×6, 3×3) or F(4×4, 3×3), for [`conv`].
 //! - [`pointwise`]: the 1×1 convolutions and their ReLU as matrix products, a share of the rows
 //!   or columns a thread.
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.

@@ -45,7 +45,6 @@ use burn::tensor::{Tensor, TensorData};
 #[cfg(not(target_arch = "wasm32"))]
 use super::PARALLEL_COPIES;
 use super::pointwise::products_with_relu;
-use super::scratch::Scratch;
 use super::winograd;
 use super::{for_each_task_runs, product, relu, sum_of_shares, threads, through_relu, values, zeros, Operand};
 
@@ -205,7 +204,7 @@ fn input_gradient(weight: &[f32], grad: &[f32], [channels, batch, height, width]
     let mut gradient = zeros(channels * batch * height * width);
     for_each_task_runs(&mut gradient, [channels, batch, height * width], per_task, |images, runs| {
         let grad = Operand::Plain(&grad[images.start * positions..], batch * positions);
-        let mut shifted = Scratch::take(rows * images.len() * positions);
+        let mut shifted = vec![0.0f32; rows * images.len() * positions];
         product(&mut shifted, Operand::Transposed(weight, rows), grad, [rows, out_channels, images.len() * positions], false);
         add_shifted(&mut shifted, runs, [images.len(), height, width], kernel, window);
     });
@@ -472,7 +471,7 @@ fn images(x: FloatTensor<Flex>, weight: FloatTensor<Flex>, bias: FloatTensor<Fle
         let columns = images.len() * positions;
         let copies = shifted_copies(input, [channels, batch, height, width], images, kernel, window);
         // [out, images·positions]: row `out` is output channel `out`'s run for these images.
-        let mut products = Scratch::take(out_channels * columns);
+        let mut products = vec![0.0f32; out_channels * columns];
         product(&mut products, Operand::Plain(weight, rows), Operand::Plain(&copies, columns), [out_channels, rows, columns], false);
         for ((run, from), &bias) in runs.into_iter().zip(products.chunks_exact(columns)).zip(bias) {
             for (into, &value) in run.iter_mut().zip(from) {

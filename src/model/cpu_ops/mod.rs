@@ -12,14 +12,12 @@
 //! - [`pointwise`]: the 1×1 convolutions and their ReLU as matrix products, a share of the rows
 //!   or columns a thread.
 //! - [`product`]: one matrix product on the calling thread, with gemm's kernels.
-//! - `scratch`: the buffers a thread keeps between tasks, for the Winograd tasks.
 //! - [`pool`]: the 3×3 'same' max-pools, whole slices at a time without branches (AVX or SSE2
 //!   natively, SIMD128 in the wasm), without burn-flex's divisions per output.
 
 pub(crate) mod conv;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
-mod scratch;
 mod winograd;
 
 use std::ops::Range;

@@ -27,7 +27,6 @@
 
 use std::ops::{Add, Mul, Range, Sub};
 
-use super::scratch::Scratch;
 use super::{for_each_task, for_each_task_runs, product, relu, sum_of_shares, threads, zeros, Operand};
 
 /// The least side of the planes a 3×3 convolution takes by Winograd's algorithm. A 6×6 plane
@@ -451,9 +450,9 @@ fn convolve_with<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32],
     let mut output = zeros(outputs * batch * height * width);
     for_each_task_runs(&mut output, [outputs, batch, height * width], per_task, |images, runs| {
         let columns = images.len() * tiles;
-        let mut transformed = Scratch::take(N * N * inputs * columns);
+        let mut transformed = vec![0.0f32; N * N * inputs * columns];
         transform_tiles::<M, N, W>(input, [inputs, batch, height, width], images, 0..inputs, &mut elements::<N>(&mut transformed));
-        let mut products = Scratch::take(N * N * outputs * columns);
+        let mut products = vec![0.0f32; N * N * outputs * columns];
         for (element, products) in products.chunks_exact_mut(outputs * columns).enumerate() {
             let kernels = Operand::Plain(&kernels[element * outputs * inputs..], inputs);
             let tiles = Operand::Plain(&transformed[element * inputs * columns..], columns);
@@ -488,9 +487,9 @@ fn weight_gradient_with<const M: usize, const N: usize, W: Tiling<M, N>>(input: 
         for task in share * tasks / shares..(share + 1) * tasks / shares {
             let images = task * per_task..((task + 1) * per_task).min(batch);
             let columns = images.len() * tiles;
-            let mut transformed = Scratch::take(N * N * inputs * columns);
+            let mut transformed = vec![0.0f32; N * N * inputs * columns];
             transform_tiles::<M, N, W>(input, [inputs, batch, height, width], images.clone(), 0..inputs, &mut elements::<N>(&mut transformed));
-            let mut gradients = Scratch::take(N * N * outputs * columns);
+            let mut gradients = vec![0.0f32; N * N * outputs * columns];
             transform_gradient::<M, N, W>(grad, [outputs, batch, height, width], images, 0..outputs, &mut elements::<N>(&mut gradients));
             let accumulate = task > share * tasks / shares;
             for (element, sum) in sum.chunks_exact_mut(outputs * inputs).enumerate() {
@@ -530,7 +529,7 @@ fn convolve_batch<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32]
     let mut output = zeros(outputs * planes);
     for_each_task(&mut output, per_task * planes, |task, part| {
         let (first, count) = (task * per_task, part.len() / planes.max(1));
-        let mut products = Scratch::take(N * N * count * columns);
+        let mut products = vec![0.0f32; N * N * count * columns];
         for (element, products) in products.chunks_exact_mut(count * columns).enumerate() {
             let kernels = Operand::Plain(&kernels[(element * outputs + first) * inputs..], inputs);
             let tiles = Operand::Plain(&transformed[element * inputs * columns..], columns);
@@ -554,7 +553,7 @@ fn weight_gradient_batch<const M: usize, const N: usize, W: Tiling<M, N>>(input:
     let mut sums = zeros(N * N * outputs * inputs);
     for_each_task_runs(&mut sums, [N * N, outputs, inputs], outputs.div_ceil(threads()), |outs, sums| {
         let count = outs.len();
-        let mut gradients = Scratch::take(N * N * count * columns);
+        let mut gradients = vec![0.0f32; N * N * count * columns];
         transform_gradient::<M, N, W>(grad, [outputs, batch, height, width], 0..batch, outs, &mut elements::<N>(&mut gradients));
         for (element, sum) in sums.into_iter().enumerate() {
             let gradients = Operand::Plain(&gradients[element * count * columns..], columns);
@@ -603,7 +602,7 @@ fn transform_gradient<const M: usize, const N: usize, W: Tiling<M, N>>(grad: &[f
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
     // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
-    let mut h = Scratch::take(N * M * columns);
+    let mut h = vec![0.0f32; N * M * columns];
     let mut row = vec![0.0f32; M * tile_columns];
     for (index, out) in outputs.enumerate() {
         let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
@@ -670,7 +669,7 @@ fn transform_tiles<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32
     // An input row with its padding: input columns −1 ..= M·tile_columns.
     let mut row = vec![0.0f32; M * tile_columns + N - M];
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
-    let mut h = Scratch::take(N * N * columns);
+    let mut h = vec![0.0f32; N * N * columns];
     for (index, channel) in channels.enumerate() {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
         for (image, plane) in channel_planes.chunks_exact(height * width).enumerate() {

@@ -40,7 +40,7 @@ struct Settings {
 /// training images).
 fn quick_look_note() -> String {
     format!(
-        "Quick look learns without a GPU: about 7 minutes and 84 % test accuracy on a 2-core CPU. Against the seed's run it trades {}.",
+        "Quick look learns without a GPU: about 6 minutes and 84 % test accuracy on a 2-core CPU. Against the seed's run it trades {}.",
         TrainConfig::quick_look().trade_offs(60_000).join(", ")
     )
 }

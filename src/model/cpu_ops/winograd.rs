@@ -15,8 +15,8 @@
 //! gradient and tiles, summed over the tiles).
 //!
 //! Every transform is separable and runs over all of a task's tiles at once: first along each
-//! row of a plane (a tile column's n values from its inputs), then down the columns as whole
-//! slices of the task's tiles, which lie image after image as the products take them.
+//! row of every tile (n values from its inputs), eight tiles at a time, then down the columns
+//! as whole slices of the task's tiles, which lie image after image as the products take them.
 //!
 //! Only on planes of [`LEAST_SIDE`] or more (b5's 3×3 planes keep the shifted copies).
 //! Activations are laid out channels first, `[channels, batch, height, width]`. On planes of
@@ -595,31 +595,41 @@ fn kernel_gradient<const M: usize, const N: usize, W: Tiling<M, N>>(sums: &[f32]
 /// `A dY Aᵀ` of every M×M block `dY` of the output gradient `grad` (`[out, batch·height·width]`)
 /// for the `images` and the output channels `outputs`, zero past the planes' edges: into the
 /// N² slices of `into`, each `[outputs, images·tiles]`, the tiles in the order
-/// [`transform_tiles`] lays them. Separably: each row's `dY Aᵀ` (a tile column's N
-/// values from its M), then `A (dY Aᵀ)` of all the task's tiles as whole slices.
+/// [`transform_tiles`] lays them. Separably: `dY Aᵀ` of each row of every tile (N values from
+/// its M), eight tiles at a time ([`across_tiles`]), then `A (dY Aᵀ)` of all the task's tiles
+/// as whole slices.
 fn transform_gradient<const M: usize, const N: usize, W: Tiling<M, N>>(grad: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, outputs: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of::<M>(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
-    // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile, rows past the planes zero.
+    // Planes whose blocks pass their edge are copied with zeros after them (only the inside is
+    // written, so the zeros stay from channel to channel); others are read where they lie.
+    let exact = height % M == 0 && width % M == 0;
+    let (padded_width, padded_plane) = (M * tile_columns, M * tile_rows * M * tile_columns);
+    let mut padded = vec![0.0f32; if exact { 0 } else { images.len() * padded_plane }];
+    // Where each tile's first value lies in its planes, in the order the products take them.
+    let corners: Vec<usize> = (0..columns)
+        .map(|column| {
+            let (image, tile) = (column / tiles, column % tiles);
+            image * padded_plane + (tile / tile_columns) * M * padded_width + (tile % tile_columns) * M
+        })
+        .collect();
+    // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile. Every value is written.
     let mut h = vec![0.0f32; N * M * columns];
-    let mut row = vec![0.0f32; M * tile_columns];
     for (index, out) in outputs.enumerate() {
         let planes = &grad[(out * batch + images.start) * height * width..(out * batch + images.end) * height * width];
-        if height % M != 0 {
-            h.fill(0.0);
-        }
-        for (image, plane) in planes.chunks_exact(height * width).enumerate() {
-            for (y, line) in plane.chunks_exact(width).enumerate() {
-                row[..width].copy_from_slice(line);
-                let first = (y % M) * columns + image * tiles + (y / M) * tile_columns;
-                for (tile, block) in row.chunks_exact(M).enumerate() {
-                    let values = W::by_a(first_of(block));
-                    for (j, value) in values.into_iter().enumerate() {
-                        h[j * M * columns + first + tile] = value;
-                    }
+        let blocks = if exact {
+            planes
+        } else {
+            for (plane, padded) in planes.chunks_exact(height * width).zip(padded.chunks_exact_mut(padded_plane)) {
+                for (line, padded) in plane.chunks_exact(width).zip(padded.chunks_exact_mut(padded_width)) {
+                    padded[..width].copy_from_slice(line);
                 }
             }
+            &padded
+        };
+        for r in 0..M {
+            across_tiles(W::by_a::<Eight>, blocks, &corners, r * padded_width, &mut h, |j| (j * M + r) * columns);
         }
         for j in 0..N {
             let at = std::array::from_fn(|r| (j * M + r) * columns);
@@ -659,50 +669,70 @@ const SCRATCH_LIMIT: usize = 4 << 20;
 /// apart, starting one before the input, zero outside it): into the N² slices of `into`, each
 /// `[channels, images·tiles]`.
 ///
-/// Separably, for each channel: `d B` of every input row once (a tile column's N values
-/// from its N inputs), kept for each row `y` of the tiles that row is in (`h`); then `Bᵀ (d
-/// B)` of all the task's tiles at once, as whole slices.
+/// Separably, for each channel: `d B` of each row `y` of every tile (N values from its N
+/// inputs), eight tiles at a time ([`across_tiles`]), into `h`; then `Bᵀ (d B)` of all the
+/// task's tiles at once, as whole slices.
 fn transform_tiles<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32], [_, batch, height, width]: [usize; 4], images: Range<usize>, channels: Range<usize>, into: &mut [&mut [f32]]) {
     let (tile_rows, tile_columns) = tiles_of::<M>(height, width);
     let tiles = tile_rows * tile_columns;
     let columns = images.len() * tiles;
-    // An input row with its padding: input columns −1 ..= M·tile_columns.
-    let mut row = vec![0.0f32; M * tile_columns + N - M];
+    // A channel's planes for the task's images, padded: a row and a column of zeros before
+    // each plane, and zeros after it as far as its last tiles reach. Only the inside is
+    // written, so the padding stays zero from channel to channel.
+    let (padded_height, padded_width) = (M * tile_rows + N - M, M * tile_columns + N - M);
+    let padded_plane = padded_height * padded_width;
+    let mut padded = vec![0.0f32; images.len() * padded_plane];
+    // Where each tile's first value lies in `padded`, the tiles in the order the products take.
+    let corners: Vec<usize> = (0..columns)
+        .map(|column| {
+            let (image, tile) = (column / tiles, column % tiles);
+            image * padded_plane + (tile / tile_columns) * M * padded_width + (tile % tile_columns) * M
+        })
+        .collect();
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
     let mut h = vec![0.0f32; N * N * columns];
     for (index, channel) in channels.enumerate() {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
-        for (image, plane) in channel_planes.chunks_exact(height * width).enumerate() {
-            // Padded row p (input row p − 1) is row p mod M of tile row p / M, and, when
-            // that is less than N − M, row p mod M + M of the tile row above.
-            for padded in 0..M * tile_rows + N - M {
-                match padded.checked_sub(1).filter(|&y| y < height) {
-                    Some(y) => {
-                        row[1..1 + width].copy_from_slice(&plane[y * width..(y + 1) * width]);
-                        row[1 + width..].fill(0.0);
-                    }
-                    None => row.fill(0.0),
-                }
-                let (y, tile_row) = (padded % M, padded / M);
-                let below = (tile_row < tile_rows).then(|| y * columns + image * tiles + tile_row * tile_columns);
-                let above = (y + M < N && tile_row > 0).then(|| (y + M) * columns + image * tiles + (tile_row - 1) * tile_columns);
-                for (tile, d) in row.windows(N).step_by(M).enumerate() {
-                    let values = W::by_bt(first_of(d));
-                    for (j, value) in values.into_iter().enumerate() {
-                        if let Some(at) = below {
-                            h[j * N * columns + at + tile] = value;
-                        }
-                        if let Some(at) = above {
-                            h[j * N * columns + at + tile] = value;
-                        }
-                    }
-                }
+        for (plane, padded) in channel_planes.chunks_exact(height * width).zip(padded.chunks_exact_mut(padded_plane)) {
+            for (line, padded) in plane.chunks_exact(width).zip(padded[padded_width..].chunks_exact_mut(padded_width)) {
+                padded[1..1 + width].copy_from_slice(line);
             }
+        }
+        for y in 0..N {
+            across_tiles(W::by_bt::<Eight>, &padded, &corners, y * padded_width, &mut h, |j| (j * N + y) * columns);
         }
         for j in 0..N {
             let at = std::array::from_fn(|y| (j * N + y) * columns);
             let to = std::array::from_fn(|i| (i * N + j, index * columns));
             over_slices(W::by_bt::<Eight>, &h, at, into, to, columns);
+        }
+    }
+}
+
+/// `into[to(j) + c] = transform(d)[j]` for every tile `c`, where `d[k] = from[corners[c] +
+/// offset + k]`: a transform of one row of every tile (its `K` values, in a row of `from`),
+/// eight tiles at a time. Each tile's values are read on their own, but added and stored as
+/// eight: along a row of a plane the tiles are too few (one to four) to be a vector's lanes.
+#[inline(always)]
+fn across_tiles<const K: usize, const R: usize>(transform: impl Fn([Eight; K]) -> [Eight; R], from: &[f32], corners: &[usize], offset: usize, into: &mut [f32], to: impl Fn(usize) -> usize) {
+    for (group, corners) in corners.chunks(8).enumerate() {
+        let mut lanes = [[0.0f32; 8]; K];
+        for (lane, &corner) in corners.iter().enumerate() {
+            let d: [f32; K] = first_of(&from[corner + offset..]);
+            for k in 0..K {
+                lanes[k][lane] = d[k];
+            }
+        }
+        let results = transform(lanes.map(|lane| Eight::load(&lane)));
+        for (j, result) in results.into_iter().enumerate() {
+            let at = to(j) + group * 8;
+            if corners.len() == 8 {
+                result.store(&mut into[at..]);
+            } else {
+                let mut values = [0.0f32; 8];
+                result.store(&mut values);
+                into[at..at + corners.len()].copy_from_slice(&values[..corners.len()]);
+            }
         }
     }
 }

@@ -608,12 +608,7 @@ fn transform_gradient<const M: usize, const N: usize, W: Tiling<M, N>>(grad: &[f
     let (padded_width, padded_plane) = (M * tile_columns, M * tile_rows * M * tile_columns);
     let mut padded = vec![0.0f32; if exact { 0 } else { images.len() * padded_plane }];
     // Where each tile's first value lies in its planes, in the order the products take them.
-    let corners: Vec<usize> = (0..columns)
-        .map(|column| {
-            let (image, tile) = (column / tiles, column % tiles);
-            image * padded_plane + (tile / tile_columns) * M * padded_width + (tile % tile_columns) * M
-        })
-        .collect();
+    let corners = tile_corners::<M>(columns, [tiles, tile_columns], padded_width, padded_plane);
     // h[j][r][tile]: element j of `dY Aᵀ` of row r of every tile. Every value is written.
     let mut h = vec![0.0f32; N * M * columns];
     for (index, out) in outputs.enumerate() {
@@ -621,11 +616,7 @@ fn transform_gradient<const M: usize, const N: usize, W: Tiling<M, N>>(grad: &[f
         let blocks = if exact {
             planes
         } else {
-            for (plane, padded) in planes.chunks_exact(height * width).zip(padded.chunks_exact_mut(padded_plane)) {
-                for (line, padded) in plane.chunks_exact(width).zip(padded.chunks_exact_mut(padded_width)) {
-                    padded[..width].copy_from_slice(line);
-                }
-            }
+            pad_planes(planes, [height, width], &mut padded, [padded_width, padded_plane], 0);
             &padded
         };
         for r in 0..M {
@@ -683,21 +674,12 @@ fn transform_tiles<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32
     let padded_plane = padded_height * padded_width;
     let mut padded = vec![0.0f32; images.len() * padded_plane];
     // Where each tile's first value lies in `padded`, the tiles in the order the products take.
-    let corners: Vec<usize> = (0..columns)
-        .map(|column| {
-            let (image, tile) = (column / tiles, column % tiles);
-            image * padded_plane + (tile / tile_columns) * M * padded_width + (tile % tile_columns) * M
-        })
-        .collect();
+    let corners = tile_corners::<M>(columns, [tiles, tile_columns], padded_width, padded_plane);
     // h[j][y][tile]: element j of `d B` of row y of every tile. Every value is written.
     let mut h = vec![0.0f32; N * N * columns];
     for (index, channel) in channels.enumerate() {
         let channel_planes = &input[(channel * batch + images.start) * height * width..(channel * batch + images.end) * height * width];
-        for (plane, padded) in channel_planes.chunks_exact(height * width).zip(padded.chunks_exact_mut(padded_plane)) {
-            for (line, padded) in plane.chunks_exact(width).zip(padded[padded_width..].chunks_exact_mut(padded_width)) {
-                padded[1..1 + width].copy_from_slice(line);
-            }
-        }
+        pad_planes(channel_planes, [height, width], &mut padded, [padded_width, padded_plane], 1);
         for y in 0..N {
             across_tiles(W::by_bt::<Eight>, &padded, &corners, y * padded_width, &mut h, |j| (j * N + y) * columns);
         }
@@ -705,6 +687,29 @@ fn transform_tiles<const M: usize, const N: usize, W: Tiling<M, N>>(input: &[f32
             let at = std::array::from_fn(|y| (j * N + y) * columns);
             let to = std::array::from_fn(|i| (i * N + j, index * columns));
             over_slices(W::by_bt::<Eight>, &h, at, into, to, columns);
+        }
+    }
+}
+
+/// Where each of `columns` tiles (`tiles` a plane, `tile_columns` a row of tiles, in the order
+/// the products take them: image after image) starts, in planes `plane` values apart whose
+/// rows are `row` values apart.
+fn tile_corners<const M: usize>(columns: usize, [tiles, tile_columns]: [usize; 2], row: usize, plane: usize) -> Vec<usize> {
+    (0..columns)
+        .map(|column| {
+            let (image, tile) = (column / tiles, column % tiles);
+            image * plane + (tile / tile_columns) * M * row + (tile % tile_columns) * M
+        })
+        .collect()
+}
+
+/// Each `height`×`width` plane of `planes` copied into its plane of `padded` (`[row, plane]`
+/// apart), `before` rows and columns in. Only the inside is written, so the padding around it
+/// stays as it was (zero) from channel to channel.
+fn pad_planes(planes: &[f32], [height, width]: [usize; 2], padded: &mut [f32], [row, plane]: [usize; 2], before: usize) {
+    for (from, into) in planes.chunks_exact(height * width).zip(padded.chunks_exact_mut(plane)) {
+        for (line, into) in from.chunks_exact(width).zip(into[before * row..].chunks_exact_mut(row)) {
+            into[before..before + width].copy_from_slice(line);
         }
     }
 }
